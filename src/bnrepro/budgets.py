@@ -1,0 +1,72 @@
+"""Named compute budgets: every size knob of every experiment, in one commented place.
+
+`smoke` runs the whole book in seconds on a CPU (CI), `cpu` runs it on two CPU cores in about an hour with real
+CIFAR-10 and a narrower VGG, `paper` is the paper's setup (Appendix A.1) for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    description: str
+    # --- VGG on CIFAR-10 (paper: VGG, plain SGD, batch 128, fixed LR, 15,000 steps, no augmentation) ---
+    vgg_arch: str  # vgg11 | vgg13 | vgg16 | vgg19; the paper's layer numbers (#13) imply VGG-16
+    vgg_width: float  # channel multiplier: 1.0 is 64-128-256-512-512
+    vgg_steps: int
+    vgg_batch_size: int
+    eval_every: int  # test accuracy every this many steps (and at the last step)
+    test_limit: int | None  # evaluate on the first N test images (None: all 10,000)
+    train_limit: int | None  # train on the first N training images (None: all 50,000)
+    vgg_probe_every: int  # probes (activations, ICS, landscape) every this many steps
+    # --- 25-layer deep linear network (paper: full-batch GD on 1000 Gaussian samples, 10,000 steps) ---
+    dln_steps: int
+    dln_samples: int
+    dln_probe_every: int
+    # Data used when none is given: "synthetic" or None (then BNREPRO_DATA or --data is required).
+    default_data: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(
+        name="smoke",
+        description="seconds on a CPU: checks that every code path runs (CI); numbers mean nothing",
+        vgg_arch="vgg16", vgg_width=1 / 16, vgg_steps=30, vgg_batch_size=32,
+        eval_every=15, test_limit=256, train_limit=1024, vgg_probe_every=10,
+        dln_steps=200, dln_samples=1000, dln_probe_every=50,
+        default_data="synthetic",
+    ),
+    "cpu": Budget(
+        name="cpu",
+        description="the whole book on two CPU cores in about an hour: VGG-16 at 1/8 width, fewer steps, real CIFAR-10",
+        vgg_arch="vgg16", vgg_width=1 / 8, vgg_steps=2500, vgg_batch_size=128,
+        eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
+        dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
+        default_data=None,
+    ),
+    "paper": Budget(
+        name="paper",
+        description="the paper's setup (VGG-16 at full width, 15,000 steps; DLN 10,000 steps): needs a GPU",
+        vgg_arch="vgg16", vgg_width=1.0, vgg_steps=15_000, vgg_batch_size=128,
+        eval_every=500, test_limit=None, train_limit=None, vgg_probe_every=100,
+        dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
+        default_data=None,
+    ),
+}
+
+#: Budgets from cheapest to most faithful; the book shows the highest one that has records.
+BUDGET_ORDER = ("smoke", "cpu", "paper")
+
+
+def get_budget(name: str) -> Budget:
+    """The named budget; an unknown name fails listing the valid ones."""
+    try:
+        return BUDGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown budget {name!r}: choose one of {', '.join(BUDGET_ORDER)}") from None

@@ -1,0 +1,223 @@
+"""The paper's two networks with a pluggable normalisation layer.
+
+* `VGG`: a VGG for 32x32 CIFAR-10 inputs (Simonyan & Zisserman configurations A/B/D/E) with one switch for what
+  follows each convolution: nothing, BatchNorm, noisy BatchNorm (Algorithm 1) or an l_p normalisation (Section 3.3).
+* `DeepLinearNet`: the 25-layer deep linear network of Appendix A.1 (square 10x10 maps, no bias), optionally with
+  a normalisation after each map.
+
+Both number their layers from 1 as the paper does; `layers()` returns them in order so probes can address
+"layer i" (a layer is one weight map plus the normalisation that follows it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NORMS = ("none", "batch", "noisy", "l1", "l2", "linf")
+
+VGG_CONFIGS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+def _mix(*ints: int) -> int:
+    """A 63-bit seed from a tuple of integers (splitmix-style), stable across platforms and Python runs."""
+    h = 0x9E3779B97F4A7C15
+    for v in ints:
+        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class NoisyBatchNorm(nn.BatchNorm2d):
+    """BatchNorm followed by the paper's Algorithm 1 noise (training mode only).
+
+    Per step t and channel j, (mu, sigma) ~ U(-n_mu, n_mu) x U(1, n_sigma); then per element (example, h, w):
+    m ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma) (r_sigma read as a standard deviation), a <- s*a + m.
+    The noise is drawn after BN's affine map (the paper only says "batch-normalised activation").
+    The draws are a pure function of (noise_seed, layer index, step), set by the trainer through `noise_step`,
+    so a probe that re-runs the forward pass of step t sees exactly the training step's noise and consumes no
+    global random state. At evaluation the noise is off (the paper does not say; noise is a training device).
+    """
+
+    def __init__(self, channels: int, *, n_mu: float = 0.5, n_sigma: float = 1.25, r_mu: float = 0.1,
+                 r_sigma: float = 0.1, **kw):
+        super().__init__(channels, **kw)
+        self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
+        self.noise_seed = 0
+        self.layer_index = 0
+        self.noise_step = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = super().forward(x)
+        if not self.training:
+            return a
+        g = torch.Generator(device=a.device).manual_seed(_mix(self.noise_seed, self.layer_index, self.noise_step))
+        c = a.shape[1]
+        shape = (1, c) + (1,) * (a.dim() - 2)
+        mu = (torch.rand(c, generator=g, device=a.device) * 2 - 1) * self.n_mu
+        sigma = 1 + torch.rand(c, generator=g, device=a.device) * (self.n_sigma - 1)
+        m = mu.view(shape) + (torch.rand(a.shape, generator=g, device=a.device) * 2 - 1) * self.r_mu
+        s = sigma.view(shape) + torch.randn(a.shape, generator=g, device=a.device) * self.r_sigma
+        return s.to(a.dtype) * a + m.to(a.dtype)
+
+
+class LpNorm(nn.Module):
+    """Section 3.3's l_p normalisation: subtract the batch mean, divide by the average l_p norm, then affine.
+
+    Per unit j over the batch (and height and width for convolutions):
+    y_hat = (y - mean(y)) / (mean(|y|^p))^(1/p) for p = 1, 2 and (y - mean(y)) / max|y| for p = inf, the
+    denominator taken on the un-centred y (the paper normalises "before shifting the mean"), then gamma*y_hat + beta.
+    Running averages of the mean and the denominator serve evaluation, as BatchNorm's do.
+    """
+
+    def __init__(self, channels: int, p: float, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.p, self.eps, self.momentum = p, eps, momentum
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_scale", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if self.training:
+            dims = [0] + list(range(2, x.dim()))
+            mean = x.mean(dim=dims)
+            ax = x.abs()
+            if math.isinf(self.p):
+                scale = ax.amax(dim=dims)
+            else:
+                scale = ax.pow(self.p).mean(dim=dims).pow(1 / self.p)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_scale.lerp_(scale.detach(), self.momentum)
+        else:
+            mean, scale = self.running_mean, self.running_scale
+        y = (x - mean.view(shape)) / (scale.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+def make_norm(norm: str, channels: int, dims: int = 2) -> nn.Module:
+    """The normalisation layer named `norm` for `channels` units (`dims`=2 for conv maps, 1 for vectors)."""
+    if norm == "none":
+        return nn.Identity()
+    if norm == "batch":
+        return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
+    if norm == "noisy":
+        return NoisyBatchNorm(channels)  # BatchNorm2d's checks accept 4-D input only; noisy BN is for VGG
+    if norm in ("l1", "l2", "linf"):
+        return LpNorm(channels, {"l1": 1.0, "l2": 2.0, "linf": math.inf}[norm])
+    raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+
+
+class Layer(nn.Module):
+    """One paper "layer": a weight map followed by its normalisation (and the ReLU, for VGG)."""
+
+    def __init__(self, linear: nn.Module, norm: nn.Module, act: nn.Module | None):
+        super().__init__()
+        self.linear, self.norm = linear, norm
+        self.act = act if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.linear(x)))
+
+
+def glorot_init_(module: nn.Module) -> None:
+    """Glorot (Xavier) uniform weights and zero biases for every conv and linear map, as the paper uses."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class VGG(nn.Module):
+    """VGG for 32x32 inputs: 3x3 convs (each followed by `norm` and ReLU), 2x2 max-pools, one linear classifier.
+
+    `width` multiplies every channel count (1.0: 64..512). The classifier is a single linear map from the final
+    1x1 feature map (the common CIFAR VGG head; the paper does not describe its head). Layer i (1-based) is the
+    i-th convolution with its normalisation; the classifier is the last layer.
+    """
+
+    def __init__(self, arch: str = "vgg16", norm: str = "none", width: float = 1.0, num_classes: int = 10):
+        super().__init__()
+        if arch not in VGG_CONFIGS:
+            raise ValueError(f"unknown VGG {arch!r}: choose one of {', '.join(VGG_CONFIGS)}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+        self.arch, self.norm_kind, self.width = arch, norm, width
+        blocks: list[nn.Module] = []
+        cin = 3
+        for v in VGG_CONFIGS[arch]:
+            if v == "M":
+                blocks.append(nn.MaxPool2d(2))
+                continue
+            cout = max(1, round(v * width))
+            blocks.append(Layer(nn.Conv2d(cin, cout, 3, padding=1), make_norm(norm, cout), nn.ReLU()))
+            cin = cout
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(cin, num_classes)
+        glorot_init_(self)
+        for i, layer in enumerate(self.conv_layers()):
+            if isinstance(layer.norm, NoisyBatchNorm):
+                layer.norm.layer_index = i + 1
+
+    def conv_layers(self) -> list[Layer]:
+        return [m for m in self.features if isinstance(m, Layer)]
+
+    def layers(self) -> list[nn.Module]:
+        """The paper's layers in order: every conv (with its norm), then the classifier."""
+        return [*self.conv_layers(), self.classifier]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class DeepLinearNet(nn.Module):
+    """k square linear maps without bias, x -> W_k ... W_1 x, optionally normalised after each map.
+
+    The normalisation follows every map but the last (`norm_last=False`), so the output stays a free linear
+    prediction of the regression target; the paper does not say where its BN layers sit in the DLN.
+    """
+
+    def __init__(self, depth: int = 25, dim: int = 10, norm: str = "none", norm_last: bool = False):
+        super().__init__()
+        if norm not in NORMS or norm == "noisy":
+            raise ValueError(f"unknown DLN norm {norm!r}: choose one of none, batch, l1, l2, linf")
+        self.norm_kind = norm
+        self.blocks = nn.ModuleList(
+            Layer(nn.Linear(dim, dim, bias=False),
+                  make_norm(norm if (i < depth - 1 or norm_last) else "none", dim, dims=1), None)
+            for i in range(depth)
+        )
+        glorot_init_(self)
+
+    def layers(self) -> list[nn.Module]:
+        return list(self.blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def dln_data(n: int = 1000, dim: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DLN's regression task: x ~ N(0, I) (n samples), A with i.i.d. N(0, 1) entries, targets y = A x."""
+    g = torch.Generator().manual_seed(_mix(seed, 0xD1A))
+    x = torch.randn(n, dim, generator=g)
+    a = torch.randn(dim, dim, generator=g)
+    return x, x @ a.T
+
+
+def build_model(model: str, norm: str, width: float = 1.0) -> nn.Module:
+    """`model` is a VGG name (vgg11/13/16/19) or "dln"."""
+    if model == "dln":
+        return DeepLinearNet(norm=norm)
+    return VGG(model, norm=norm, width=width)

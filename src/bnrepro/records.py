@@ -1,0 +1,141 @@
+"""Recorded runs: one JSON file (config, environment, status, summary) plus one `.npz` of arrays per run.
+
+A run is identified by the hash of its canonical config, so asking again for the same config finds the stored
+result. Writes are atomic (temporary file, then `os.replace`; the JSON, written last, marks a complete record),
+and loading never unpickles anything (`json` and `np.load(allow_pickle=False)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import bnrepro
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_records_dir() -> Path:
+    """`BNREPRO_RECORDS`, else the checkout's `records/` (when running from a source tree), else `./records`."""
+    env = os.environ.get("BNREPRO_RECORDS")
+    if env:
+        return Path(env)
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return REPO_ROOT / "records"
+    return Path("records")
+
+
+def default_cache_dir() -> Path:
+    """`BNREPRO_CACHE`, else the checkout's `cache/` (git-ignored), else `~/.cache/bnrepro`."""
+    env = os.environ.get("BNREPRO_CACHE")
+    if env:
+        return Path(env)
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return REPO_ROOT / "cache"
+    return Path.home() / ".cache" / "bnrepro"
+
+
+def config_key(config: dict) -> str:
+    """A short stable hash of a config dict (sorted-key JSON)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def environment(device) -> dict:
+    """What produced a run: package and library versions, git commit, device name."""
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    else:
+        name = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return {
+        "bnrepro": bnrepro.__version__, "git_commit": commit, "git_dirty_src": dirty,
+        "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "device": str(dev), "device_name": name,
+    }
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class RunRecord:
+    """A finished (or diverged) run: its config, environment, status, scalar summary and arrays."""
+
+    config: dict
+    env: dict
+    status: str  # "completed" | "diverged"
+    summary: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+class RunStore:
+    """Records under `root/<budget>/<model>-<norm>-lr<lr>-seed<seed>-<key>.{json,npz}`."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_records_dir()
+
+    def path(self, config: dict) -> Path:
+        slug = f"{config['model']}-{config['norm']}-lr{config['lr']:g}-seed{config['seed']}-{config_key(config)}"
+        return self.root / config["budget"] / slug
+
+    def load(self, config: dict) -> RunRecord | None:
+        base = self.path(config)
+        meta_path, arr_path = base.with_suffix(".json"), base.with_suffix(".npz")
+        if not meta_path.exists():
+            return None
+        meta = json.loads(meta_path.read_text())
+        with np.load(arr_path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        return RunRecord(meta["config"], meta["env"], meta["status"], meta["summary"], arrays)
+
+    def save(self, record: RunRecord) -> Path:
+        base = self.path(record.config)
+        _atomic_write(base.with_suffix(".npz"), lambda f: np.savez_compressed(f, **record.arrays))
+        meta = {"config": record.config, "env": record.env, "status": record.status, "summary": record.summary}
+        _atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        return base.with_suffix(".json")
+
+    def all(self, budget: str | None = None) -> list[RunRecord]:
+        """Every stored record (of one budget, if given), sorted by path."""
+        pattern = f"{budget}/*.json" if budget else "*/*.json"
+        out = []
+        for meta_path in sorted(self.root.glob(pattern)):
+            meta = json.loads(meta_path.read_text())
+            rec = self.load(meta["config"])
+            if rec is not None:
+                out.append(rec)
+        return out

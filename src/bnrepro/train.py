@@ -1,0 +1,301 @@
+"""Training: plain SGD at a fixed learning rate, with probes at chosen steps, divergence recording and resume.
+
+VGG trains on CIFAR-10 minibatches (cross-entropy); the deep linear network trains by full-batch gradient descent
+on its Gaussian regression task (summed squared error, which matches the paper's plotted loss scale of 1e3-1e5).
+Probes run before the update of their step on the step's batch and never change the trajectory: with the same
+seed, a run with probes and one without end bit-for-bit equal on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import NORMS, NoisyBatchNorm, build_model, dln_data
+from .probes import ProbeContext
+from .probes.activations import ActivationRecorder
+from .records import RunRecord, environment
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers. Its hash is the run's identity in the record store."""
+
+    model: str = "vgg16"  # vgg11 | vgg13 | vgg16 | vgg19 | dln
+    norm: str = "batch"  # none | batch | noisy | l1 | l2 | linf
+    lr: float = 0.1
+    steps: int = 15_000
+    batch_size: int = 128  # VGG minibatch; the DLN always uses the full batch of dln_samples
+    seed: int = 0
+    width: float = 1.0  # VGG channel multiplier
+    budget: str = "custom"
+    data: str = "cifar10"  # data kind: "cifar10" (any copy; the record names which) or "synthetic:N"
+    augment: bool = False  # the paper trains without augmentation
+    train_limit: int | None = None
+    test_limit: int | None = None
+    eval_every: int = 500
+    probe_every: int = 100
+    act_layers: tuple[int, ...] = ()
+    ics_layers: tuple[int, ...] = ()
+    ics_params: str = "weight"  # which parameters are "layer i" in Definition 2.1: weight | layer
+    landscape_grid: tuple[float, ...] = ()  # step sizes as multiples of lr
+    dln_samples: int = 1000
+
+    def __post_init__(self):
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}: choose one of {', '.join(NORMS)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be a positive number, got {self.lr!r}")
+        for name in ("steps", "batch_size", "eval_every", "probe_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def is_dln(self) -> bool:
+        return self.model == "dln"
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+
+    def probe_steps(self) -> list[int]:
+        return list(range(0, self.steps, self.probe_every))
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`device`, or "auto"/None: CUDA when present, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def dln_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed squared error ||W_k...W_1 x - A x||^2 over the whole data set (the paper's sum reading)."""
+    return (out - target).pow(2).sum()
+
+
+@dataclass
+class _State:
+    """What a checkpoint holds besides the weights: everything recorded so far."""
+
+    step: int = 0
+    wall: float = 0.0
+    losses: list = field(default_factory=list)
+    accs: list = field(default_factory=list)
+    evals: list = field(default_factory=list)  # (step, test_loss, test_acc)
+    probes: dict = field(default_factory=dict)  # name -> list of tensors
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data) -> tuple[float, float]:
+    """Test loss and accuracy in evaluation mode (running statistics; noisy BN without noise)."""
+    model.eval()
+    total, loss, correct = 0, 0.0, 0
+    for x, y in data.test_batches(1000):
+        out = model(x)
+        loss += F.cross_entropy(out, y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+        total += len(y)
+    model.train()
+    return loss / total, correct / total
+
+
+def _probe(cfg: RunConfig, ctx: ProbeContext, landscape_mode: str) -> dict[str, torch.Tensor]:
+    out = {}
+    if cfg.ics_layers:
+        from .probes.ics import measure_ics
+
+        for k, v in measure_ics(ctx, cfg.ics_layers, cfg.ics_params).items():
+            out[f"ics_{k}"] = v
+    if cfg.landscape_grid:
+        from .probes.landscape import measure_landscape
+
+        for k, v in measure_landscape(ctx, cfg.landscape_grid, landscape_mode).items():
+            out[f"landscape_{k}"] = v
+    return {k: v.detach().float().cpu() for k, v in out.items()}
+
+
+def train(cfg: RunConfig, data=None, *, device: str | torch.device | None = None,
+          checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+          progress: bool = False, landscape_mode: str = "auto", stop_after: int | None = None) -> RunRecord | None:
+    """Train one run and return its record (status "completed" or "diverged").
+
+    `data` is a `bnrepro.data.Cifar10` for VGG (ignored for the DLN). With `checkpoint`, the state is saved there
+    every `checkpoint_every` steps and a run finding a checkpoint resumes from it; the file is removed at the end.
+    `stop_after` ends the call after that many steps of this call, leaving the checkpoint (for tests of resume);
+    it then returns None.
+    """
+    device = pick_device(device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # denormal floats slow CPU math ~30x once the DLN's gradients get tiny
+    if not cfg.is_dln and data is None:
+        raise ValueError("a VGG run needs data: pass a bnrepro.data.Cifar10 (see bnrepro.data.load_cifar10)")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.norm, cfg.width).to(device)
+    model.train()
+    noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
+    for m in noisy:
+        m.noise_seed = cfg.seed
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # plain SGD: no momentum, no weight decay
+    if cfg.is_dln:
+        dx, dy = (t.to(device) for t in dln_data(cfg.dln_samples, seed=cfg.seed))
+        loss_fn = dln_loss
+    else:
+        loss_fn = F.cross_entropy
+    recorder = ActivationRecorder(model, cfg.act_layers, cfg.steps, cfg.seed, device) if cfg.act_layers else None
+    probe_steps = set(cfg.probe_steps())
+
+    st = _State()
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt and ckpt.exists():
+        saved = torch.load(ckpt, map_location=device, weights_only=True)
+        if saved["config"] != cfg.to_dict():
+            raise ValueError(f"checkpoint {ckpt} belongs to another config; delete it or pass force")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optim"])
+        st = _State(**{k: saved["state"][k] for k in ("step", "wall", "losses", "accs", "evals", "probes")})
+        if recorder:
+            recorder.moments.copy_(saved["moments"])
+            recorder.quantiles = list(saved["quantiles"])
+    every = checkpoint_every or max(1, cfg.steps // 10)
+
+    def save_checkpoint():
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "optim": opt.state_dict(),
+                    "state": dataclasses.asdict(st),
+                    "moments": recorder.moments if recorder else None,
+                    "quantiles": recorder.quantiles if recorder else []}, tmp)
+        tmp.replace(ckpt)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=st.step, disable=None if progress else True,
+               desc=f"{cfg.model} {cfg.norm} lr={cfg.lr:g}", leave=False)
+    diverged_at = None
+    start_step, t0 = st.step, time.perf_counter()
+    pending: list[torch.Tensor] = []  # per-step (loss, acc) kept on the device between syncs
+
+    def flush() -> int | None:
+        """Move pending per-step values to the host; return the first non-finite step, if any."""
+        if not pending:
+            return None
+        vals = torch.stack(pending).cpu()
+        first = len(st.losses)
+        pending.clear()
+        bad = (~torch.isfinite(vals[:, 0])).nonzero()
+        n_ok = int(bad[0]) if len(bad) else len(vals)
+        st.losses.extend(vals[:n_ok, 0].tolist())
+        st.accs.extend(vals[:n_ok, 1].tolist())
+        return first + n_ok if len(bad) else None
+
+    step = st.step
+    while step < cfg.steps:
+        if stop_after is not None and step - start_step >= stop_after:
+            break
+        if cfg.is_dln:
+            x, y = dx, dy
+        else:
+            x, y = data.batch(step, cfg.batch_size, cfg.seed, augment=cfg.augment)
+            if step % cfg.eval_every == 0:
+                st.evals.append((step, *evaluate(model, data)))
+        for m in noisy:
+            m.noise_step = step
+        if step in probe_steps:
+            ctx = ProbeContext(model, x, y, loss_fn, cfg.lr, step)
+            for k, v in _probe(cfg, ctx, landscape_mode).items():
+                st.probes.setdefault(k, []).append(v)
+            st.probes.setdefault("probe_step", []).append(torch.tensor(step))
+        if recorder:
+            with recorder.observe(step, keep_quantiles=step in probe_steps):
+                out = model(x)
+        else:
+            out = model(x)
+        loss = loss_fn(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc = (out.argmax(1) == y).float().mean() if not cfg.is_dln else torch.zeros((), device=device)
+        pending.append(torch.stack([loss.detach().float(), acc.detach()]))
+        step += 1
+        st.step = step
+        if step % 50 == 0 or step == cfg.steps or step in probe_steps:
+            diverged_at = flush()
+            if diverged_at is not None:
+                break
+            bar.update(step - bar.n)
+        if ckpt and step % every == 0 and step < cfg.steps:
+            st.wall += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            save_checkpoint()
+    if diverged_at is None:
+        diverged_at = flush()
+    bar.close()
+    st.wall += time.perf_counter() - t0
+    if diverged_at is None and step < cfg.steps:  # stopped early on request: keep the checkpoint
+        if ckpt:
+            save_checkpoint()
+        return None
+    if diverged_at is None and not cfg.is_dln:
+        st.evals.append((cfg.steps, *evaluate(model, data)))
+    if recorder:
+        recorder.close()
+    record = _make_record(cfg, st, recorder, diverged_at, device, data)
+    if ckpt:
+        ckpt.unlink(missing_ok=True)
+    return record
+
+
+def _make_record(cfg, st: _State, recorder, diverged_at, device, data) -> RunRecord:
+    n = len(st.losses)
+    arrays: dict[str, np.ndarray] = {"train_loss": np.asarray(st.losses, np.float32)}
+    if not cfg.is_dln:
+        arrays["train_acc"] = np.asarray(st.accs, np.float32)
+        ev = np.asarray(st.evals, np.float64).reshape(-1, 3)
+        keep = ev[:, 0] <= n
+        arrays["test_step"] = ev[keep, 0].astype(np.int32)
+        arrays["test_loss"] = ev[keep, 1].astype(np.float32)
+        arrays["test_acc"] = ev[keep, 2].astype(np.float32)
+    if st.probes:
+        steps = torch.stack(st.probes["probe_step"]).numpy()
+        keep = steps < n
+        arrays["probe_step"] = steps[keep].astype(np.int32)
+        for k, vs in st.probes.items():
+            if k != "probe_step":
+                arrays[k] = torch.stack(vs).numpy()[keep]
+    if recorder:
+        arrays["act_layers"] = np.asarray(recorder.layers, np.int32)
+        arrays["act_units"] = np.asarray(recorder.units, np.int32)
+        arrays["act_moments"] = recorder.moments[:n].cpu().numpy()
+        q_steps = [s for s in cfg.probe_steps() if s < n]
+        arrays["act_step"] = np.asarray(q_steps, np.int32)
+        if recorder.quantiles:
+            arrays["act_quantiles"] = torch.stack(recorder.quantiles[: len(q_steps)]).cpu().numpy()
+    tail = max(1, n // 50)  # "final" training numbers: the mean over the last 2% of steps
+    summary = {
+        "steps_done": n,
+        "diverged_at": diverged_at,
+        "wall_time_s": round(st.wall, 2),
+        "final_train_loss": float(np.mean(st.losses[-tail:])) if n else None,
+    }
+    if not cfg.is_dln:
+        summary["final_train_acc"] = float(np.mean(st.accs[-tail:])) if n else None
+        summary["final_test_acc"] = float(arrays["test_acc"][-1]) if len(arrays["test_acc"]) else None
+        summary["data_source"] = data.source
+        summary["data_fingerprint"] = data.fingerprint
+    else:
+        summary["data_source"] = f"Gaussian regression, {cfg.dln_samples} samples (seed {cfg.seed})"
+    return RunRecord(cfg.to_dict(), environment(device), "diverged" if diverged_at is not None else "completed",
+                     summary, arrays)
