@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.steps is not None:
                 cfg = dataclasses.replace(cfg, steps=args.steps)
             rec = get_or_train(cfg, root, device=args.device, store=store, force=args.force, progress=True)
-            print(json.dumps({"record": str(store.path(rec.config).with_suffix(".json")), "status": rec.status,
+            print(json.dumps({"record": str(store.path(rec.config)), "status": rec.status,
                               **rec.summary}, indent=1))
         else:
             for seed in (int(s) for s in args.seeds.split(",")):
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     rec = get_run(spec, args.budget, seed, data=args.data, device=args.device, store=store,
                                   progress=True)
                     print(f"{spec.model:4s} {spec.norm:6s} lr={spec.lr:<6g} seed={seed} {rec.status:9s} "
-                          f"{rec.summary['wall_time_s']:8.1f}s  {store.path(rec.config).name}", flush=True)
+                          f"{rec.summary['wall_time_s']:8.1f}s  {store.path(rec.config, '').name}", flush=True)
     except ValueError as e:  # bad input: say what is wrong and how to fix it, without a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from .budgets import BUDGET_ORDER, Budget, get_budget
+from .probes.landscape import DLN_GRID, VGG_GRID
 from .records import RunRecord, RunStore, default_cache_dir
 from .train import RunConfig, pick_device, train
 
@@ -19,8 +20,6 @@ VGG_ACT_LAYERS = (2, 3, 9, 11, 13)  # Figures 1c (3, 11), 2 and 8 (2, 9, 13), 6 
 VGG_ICS_LAYERS = (5, 10)  # Figure 3a
 DLN_ACT_LAYERS = (1, 11, 24)  # Figure 9
 DLN_ICS_LAYERS = (9, 17)  # Figure 3b
-VGG_GRID = (0.5, 1.0, 2.0, 4.0)  # landscape step sizes x lr (read off Figure 11a)
-DLN_GRID = (0.01, 1.0, 10.0, 30.0)  # (read off Figure 11b)
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def get_or_train(cfg: RunConfig, root: str, *, device: str | None = None, store:
             return rec
     dev = pick_device(device)
     loaded = None if cfg.is_dln else _load_data(root, cfg, dev)
-    ckpt = default_cache_dir() / "checkpoints" / f"{store.path(cfg.to_dict()).name}.pt"
+    ckpt = default_cache_dir() / "checkpoints" / f"{store.path(cfg.to_dict(), '').name}.pt"
     if force:
         ckpt.unlink(missing_ok=True)
     rec = train(cfg, loaded, device=dev, checkpoint=ckpt, progress=progress)

@@ -108,13 +108,12 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_records_dir()
 
-    def path(self, config: dict) -> Path:
+    def path(self, config: dict, suffix: str = ".json") -> Path:
         slug = f"{config['model']}-{config['norm']}-lr{config['lr']:g}-seed{config['seed']}-{config_key(config)}"
-        return self.root / config["budget"] / slug
+        return self.root / config["budget"] / (slug + suffix)
 
     def load(self, config: dict) -> RunRecord | None:
-        base = self.path(config)
-        meta_path, arr_path = base.with_suffix(".json"), base.with_suffix(".npz")
+        meta_path, arr_path = self.path(config), self.path(config, ".npz")
         if not meta_path.exists():
             return None
         meta = json.loads(meta_path.read_text())
@@ -123,11 +122,10 @@ class RunStore:
         return RunRecord(meta["config"], meta["env"], meta["status"], meta["summary"], arrays)
 
     def save(self, record: RunRecord) -> Path:
-        base = self.path(record.config)
-        _atomic_write(base.with_suffix(".npz"), lambda f: np.savez_compressed(f, **record.arrays))
+        _atomic_write(self.path(record.config, ".npz"), lambda f: np.savez_compressed(f, **record.arrays))
         meta = {"config": record.config, "env": record.env, "status": record.status, "summary": record.summary}
-        _atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
-        return base.with_suffix(".json")
+        _atomic_write(self.path(record.config), lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        return self.path(record.config)
 
     def all(self, budget: str | None = None) -> list[RunRecord]:
         """Every stored record (of one budget, if given), sorted by path."""

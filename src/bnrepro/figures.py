@@ -1,0 +1,170 @@
+"""The paper's figures, drawn from run records (never from hard-coded numbers).
+
+Each function takes `RunRecord`s and returns a matplotlib Figure (or a slider widget of figures), so a chapter
+only chooses runs and calls one function per figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from .records import RunRecord
+
+COLORS = {"none": "tab:red", "batch": "tab:blue", "noisy": "tab:green", "l1": "tab:orange", "l2": "tab:purple",
+          "linf": "tab:brown"}
+NAMES = {"none": "Standard", "batch": "Standard + BatchNorm", "noisy": 'Standard + "Noisy" BatchNorm',
+         "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L∞"}
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def label(rec: RunRecord, with_lr: bool = True) -> str:
+    c = rec.config
+    return f"{NAMES[c['norm']]}, LR={c['lr']:g}" if with_lr else NAMES[c["norm"]]
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (per-step batch accuracy is noisy); the first points average what exists."""
+    if window <= 1 or len(y) == 0:
+        return np.asarray(y, float)
+    c = np.cumsum(np.insert(np.asarray(y, float), 0, 0.0))
+    n = np.arange(1, len(y) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)
+
+
+def _style(rec: RunRecord, lrs: Sequence[float]) -> dict:
+    return {"color": COLORS[rec.config["norm"]], "linestyle": LINESTYLES[list(lrs).index(rec.config["lr"]) % 4]}
+
+
+def accuracy_figure(runs: Sequence[RunRecord], panels: Sequence[str] = ("train", "test"),
+                    title: str | None = None) -> Figure:
+    """Figure 1(a,b) / 2-left: training accuracy (smoothed per-step batch accuracy) and test accuracy vs steps.
+
+    A diverged run's curve stops where its loss became non-finite, marked with an x.
+    """
+    lrs = sorted({r.config["lr"] for r in runs}, reverse=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, which in zip(axes[0], panels):
+        for r in runs:
+            if which == "train":
+                y = 100 * smooth(r["train_acc"], max(1, r.config["steps"] // 100))
+                x = np.arange(1, len(y) + 1)
+            else:
+                x, y = r["test_step"], 100 * r["test_acc"]
+            ax.plot(x, y, label=label(r), lw=1.4, **_style(r, lrs))
+            if r.status == "diverged":
+                ax.plot([r.summary["diverged_at"]], [y[-1] if len(y) else 10], "x", color=COLORS[r.config["norm"]])
+        ax.set(xlabel="training steps", ylabel=f"{which} accuracy (%)", ylim=(0, 100),
+               title=f"{'Training' if which == 'train' else 'Test'} accuracy")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _density(q: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Density on `grid` of the distribution whose quantiles (at evenly spaced levels) are `q`."""
+    levels = np.linspace(0, 1, len(q))
+    q = np.maximum.accumulate(q)
+    cdf = np.interp(grid, q, levels, left=0.0, right=1.0)
+    return np.diff(cdf) / np.diff(grid)
+
+
+def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int = 12,
+          xlim: tuple[float, float] | None = None) -> None:
+    """Ridge plot of one random unit of `layer` over training: one density per recorded step (earliest at the
+    bottom), up to step `upto` (inclusive); the newest line shown is drawn darker."""
+    k = list(rec["act_layers"]).index(layer)
+    steps, qs = rec["act_step"], rec["act_quantiles"][:, k, :]
+    keep = np.isfinite(qs).all(axis=1)
+    steps, qs = steps[keep], qs[keep]
+    idx = np.unique(np.linspace(0, len(steps) - 1, min(n_lines, len(steps))).round().astype(int))
+    if upto is not None:
+        idx = idx[steps[idx] <= upto]
+    lo, hi = xlim or _span(qs)
+    grid = np.linspace(lo, hi, 121)
+    mid = (grid[1:] + grid[:-1]) / 2
+    color = COLORS[rec.config["norm"]]
+    for j, i in enumerate(idx):
+        d = _density(qs[i], grid)
+        d = d / d.max() * 0.9 if d.max() > 0 else d
+        newest = j == len(idx) - 1
+        ax.fill_between(mid, j, j + d, color=color, alpha=0.55 if newest else 0.2, lw=0)
+        ax.plot(mid, j + d, color="black" if newest else color, lw=0.8)
+    ax.set_yticks(range(len(idx)), [str(int(s)) for s in steps[idx]], fontsize=7)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(-0.2, max(len(idx), 1) + 0.2)
+
+
+def _span(qs: np.ndarray) -> tuple[float, float]:
+    """x range covering the 1st-99th percentile of every recorded step."""
+    lo, hi = np.nanmin(qs[:, 1]), np.nanmax(qs[:, -2])
+    pad = 0.05 * (hi - lo) or 1.0
+    return float(lo - pad), float(hi + pad)
+
+
+def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto: int | None = None,
+                         n_lines: int = 12) -> Figure:
+    """Figure 1(c) / 2-right / 6: for each run (rows) and layer (columns), the ridge plot of one random unit."""
+    fig, axes = plt.subplots(len(runs), len(layers), figsize=(3.0 * len(layers) + 0.6, 2.4 * len(runs)),
+                             squeeze=False)
+    for i, r in enumerate(runs):
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            k = list(r["act_layers"]).index(layer)
+            qs = r["act_quantiles"][:, k, :]
+            finite = qs[np.isfinite(qs).all(axis=1)]
+            if len(finite) == 0:
+                ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
+            else:
+                ridge(ax, r, layer, upto, n_lines, _span(finite))
+            ax.set_title(f"{label(r)}\nlayer #{layer}, unit {r['act_units'][k]}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("training step", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def slider_steps(rec: RunRecord, n_frames: int = 8) -> list[int]:
+    """About `n_frames` recorded activation steps spread over the run, for sliders over training."""
+    steps = rec["act_step"]
+    idx = np.unique(np.linspace(0, len(steps) - 1, min(n_frames, len(steps))).round().astype(int))
+    return [int(s) for s in steps[idx]]
+
+
+def distributions_slider(runs: Sequence[RunRecord], layers: Sequence[int], n_frames: int = 8):
+    """`distributions_figure` with a slider over the training step: frame t shows the distributions up to t."""
+    from .widgets import figure_slider
+
+    return figure_slider(lambda t: distributions_figure(runs, layers, upto=t), slider_steps(runs[0], n_frames),
+                         "training step ≤")
+
+
+def moments_figure(runs: Sequence[RunRecord], layers: Sequence[int]) -> Figure:
+    """Figure 8: for one random unit per layer, (a) |mu_{t+1} - mu_t| and |var_{t+1} - var_t| between successive
+    steps and (b) mu_t - mu_0 and var_t - var_0 since the start, for each run."""
+    cols = [("|Δ mean| between steps", 0, "step"), ("|Δ variance| between steps", 1, "step"),
+            ("mean − initial mean", 0, "start"), ("variance − initial variance", 1, "start")]
+    fig, axes = plt.subplots(len(layers), 4, figsize=(14, 2.3 * len(layers)), squeeze=False)
+    for i, layer in enumerate(layers):
+        for j, (title, m, kind) in enumerate(cols):
+            ax = axes[i][j]
+            for r in runs:
+                k = list(r["act_layers"]).index(layer)
+                v = r["act_moments"][:, k, m].astype(float)
+                y = np.abs(np.diff(v)) if kind == "step" else v - v[0]
+                ax.plot(np.arange(1, len(y) + 1) if kind == "step" else np.arange(len(y)), y,
+                        color=COLORS[r.config["norm"]], lw=0.6, alpha=0.85, label=label(r, with_lr=False))
+            ax.set_title(f"layer #{layer}: {title}", fontsize=9)
+            if kind == "step":
+                ax.set_yscale("symlog", linthresh=1e-3)
+            if i == len(layers) - 1:
+                ax.set_xlabel("training steps")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,104 @@
+"""Loss-landscape probes of Sec. 3.2 / Fig. 4: loss, gradient predictiveness and effective beta-smoothness.
+
+At step t, with w_t, the batch B_t and g_t = grad L(w_t; B_t) over all trainable parameters, the probe moves along
+-g_t by eta = m * lr for each multiplier m of `grid` and records, on the same batch with BatchNorm in training mode:
+the loss L(w_t - eta g_t), the gradient change ||g_t - grad L(w_t - eta g_t)||_2 and its ratio to the distance
+moved, beta = that change / ||eta g_t||_2 (the paper's effective beta-smoothness is the max of beta over the grid).
+
+The step sizes are evaluated either one after another ("loop") or in one `torch.func.vmap` over stacked parameter
+copies ("vmap"). Both give the same numbers; which one is faster depends on the device (see
+benchmarks/bench_landscape.py): the loop on CPU, vmap on CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from bnrepro.probes import ProbeContext
+
+VGG_GRID = (0.5, 1.0, 2.0, 4.0)
+"""Step-size multipliers of the LR for VGG: [1/2, 4] x LR (App. A.2.2), vertices read off Fig. 11."""
+DLN_GRID = (0.01, 1.0, 10.0, 30.0)
+"""Step-size multipliers of the LR for the deep linear network: [1/100, 30] x LR, vertices read off Fig. 11."""
+MODES = ("auto", "loop", "vmap")
+
+Params = dict[str, torch.Tensor]
+
+
+def preferred_mode(device: torch.device) -> str:
+    """The mode "auto" tries first: vmap on CUDA, where batching the step sizes pays; the loop elsewhere,
+    since on CPU vmap over step sizes measured slower than the plain loop (benchmarks/bench_landscape.py)."""
+    return "vmap" if device.type == "cuda" else "loop"
+
+
+def measure_landscape(ctx: ProbeContext, grid: Sequence[float], mode: str = "auto") -> dict[str, torch.Tensor]:
+    """Probe the landscape along -g_t at step sizes eta = m * ctx.lr for each multiplier m in `grid`.
+
+    Returns CPU tensors: `loss`, `grad_diff`, `beta` and `eta` (one entry per multiplier), and the scalars `loss0`
+    = L(w_t) and `grad_norm` = ||g_t||. Touches no parameter, .grad, buffer or global random state.
+    `mode`: "loop", "vmap" (raises RuntimeError if vmap cannot run the model) or "auto" (`preferred_mode`,
+    falling back to the loop if vmap fails).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    if len(grid) == 0 or not all(math.isfinite(m) and m > 0 for m in grid):
+        raise ValueError(f"grid must be a non-empty sequence of finite, positive LR multipliers, got {list(grid)}")
+    if not ctx.lr > 0:
+        raise ValueError(f"the probe needs a positive learning rate, got {ctx.lr}")
+
+    params = ctx.params()
+    g0, loss0 = grad_and_value(ctx.batch_loss)(params)
+    ref = next(iter(params.values()))
+    etas = torch.tensor([m * ctx.lr for m in grid], dtype=ref.dtype, device=ref.device)
+    shifted = {n: p - etas.view(-1, *[1] * p.dim()) * g0[n] for n, p in params.items()}
+
+    if mode == "loop" or (mode == "auto" and preferred_mode(ref.device) == "loop"):
+        grads, losses = _looped(ctx, shifted)
+    else:
+        try:
+            grads, losses = _vmapped(ctx, shifted)
+        except RuntimeError as e:
+            if mode == "vmap":
+                raise RuntimeError(f"mode='vmap' cannot evaluate {type(ctx.model).__name__}: {e}; "
+                                   "use mode='loop' (or 'auto', which falls back to it)") from e
+            grads, losses = _looped(ctx, shifted)  # auto: vmap cannot run this model (or ran out of memory)
+
+    grad_norm = _norm(g0.values())
+    grad_diff = _norm([(g0[n] - grads[n]).flatten(1) for n in params], dim=1)
+    beta = grad_diff / (etas * grad_norm)
+    flat = torch.cat([losses, grad_diff, beta, etas, loss0.view(1), grad_norm.view(1)]).cpu()
+    k = len(grid)
+    return {"loss": flat[:k], "grad_diff": flat[k:2 * k], "beta": flat[2 * k:3 * k], "eta": flat[3 * k:4 * k],
+            "loss0": flat[4 * k], "grad_norm": flat[4 * k + 1]}
+
+
+def _norm(tensors: Iterable[torch.Tensor], dim: int | None = None) -> torch.Tensor:
+    """The l2 norm of several tensors taken as one vector (per row along `dim` 1 if given)."""
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t, dim=dim) for t in tensors]), dim=0)
+
+
+def _looped(ctx: ProbeContext, shifted: Params) -> tuple[Params, torch.Tensor]:
+    """Gradients and losses at each stacked parameter point, one point after another."""
+    k = len(next(iter(shifted.values())))
+    outs = [grad_and_value(ctx.batch_loss)({n: p[i] for n, p in shifted.items()}) for i in range(k)]
+    return {n: torch.stack([g[n] for g, _ in outs]) for n in shifted}, torch.stack([v for _, v in outs])
+
+
+def _vmapped(ctx: ProbeContext, shifted: Params) -> tuple[Params, torch.Tensor]:
+    """Gradients and losses at all stacked parameter points in one vmapped computation.
+
+    Each point gets its own copy of the buffers, so BatchNorm's in-place running-statistic updates are batched
+    too (vmap refuses to write batched statistics into a shared buffer); the copies are thrown away.
+    randomness="same": noisy BatchNorm draws from its own per-step generator, identical for every step size.
+    """
+    k = len(next(iter(shifted.values())))
+    buffers = {n: b.expand(k, *b.shape).clone() for n, b in ctx.model.named_buffers()}
+
+    def loss_at(p: Params, b: Params) -> torch.Tensor:
+        return ctx.loss_fn(functional_call(ctx.model, {**p, **b}, (ctx.inputs,)), ctx.targets)
+
+    return vmap(grad_and_value(loss_at), randomness="same")(shifted, buffers)

@@ -1,0 +1,165 @@
+"""Tests of the loss-landscape probe (Sec. 3.2 / Fig. 4): loop and vmap agree, match a direct module-API
+computation and the exact curvature of a quadratic, and leave the model, its gradients and the RNG untouched."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bnrepro.models import DeepLinearNet, NoisyBatchNorm, VGG, dln_data
+from bnrepro.probes import ProbeContext
+from bnrepro.probes import landscape
+from bnrepro.probes.landscape import DLN_GRID, VGG_GRID, measure_landscape
+
+KEYS = ("loss", "grad_diff", "beta", "eta", "loss0", "grad_norm")
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))
+
+
+def sse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The DLN's sum-of-squares loss."""
+    return (out - target).pow(2).sum()
+
+
+def vgg_ctx(norm: str, device: str = "cpu") -> ProbeContext:
+    """A small VGG-11 (width 1/16) in training mode on 8 random images, with noisy BN keyed to step 7."""
+    torch.manual_seed(0)
+    model = VGG("vgg11", norm=norm, width=1 / 16).to(device).train()
+    for m in model.modules():
+        if isinstance(m, NoisyBatchNorm):
+            m.noise_step = 7
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
+    return ProbeContext(model, x.to(device), y.to(device), F.cross_entropy, lr=0.1, step=7)
+
+
+def dln_ctx(norm: str, device: str = "cpu") -> ProbeContext:
+    """A DeepLinearNet(depth 6, dim 4) on 32 regression samples with the sum-of-squares loss."""
+    torch.manual_seed(0)
+    model = DeepLinearNet(depth=6, dim=4, norm=norm).to(device).train()
+    x, y = dln_data(n=32, dim=4)
+    return ProbeContext(model, x.to(device), y.to(device), sse, lr=1e-3, step=0)
+
+
+CASES = [("vgg", "none"), ("vgg", "batch"), ("vgg", "noisy"), ("dln", "none"), ("dln", "batch")]
+
+
+def make_ctx(kind: str, norm: str, device: str = "cpu") -> tuple[ProbeContext, tuple[float, ...]]:
+    return (vgg_ctx(norm, device), VGG_GRID) if kind == "vgg" else (dln_ctx(norm, device), DLN_GRID)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+@pytest.mark.parametrize("kind,norm", CASES)
+def test_loop_and_vmap_agree(kind, norm, device, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convolutions on CUDA
+    ctx, grid = make_ctx(kind, norm, device)
+    loop = measure_landscape(ctx, grid, mode="loop")
+    vm = measure_landscape(ctx, grid, mode="vmap")
+    auto = measure_landscape(ctx, grid)
+    assert set(loop) == set(KEYS)
+    for k in KEYS:
+        assert loop[k].device.type == "cpu"
+        assert torch.isfinite(loop[k]).all()
+        torch.testing.assert_close(vm[k], loop[k], rtol=1e-4, atol=0)
+        torch.testing.assert_close(auto[k], loop[k], rtol=1e-4, atol=0)
+    assert loop["loss"].shape == loop["beta"].shape == (len(grid),)
+    torch.testing.assert_close(loop["eta"], torch.tensor(grid) * ctx.lr)
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+@pytest.mark.parametrize("norm", ["none", "batch", "noisy"])
+def test_matches_direct_module_computation(norm, mode):
+    ctx = vgg_ctx(norm)
+    out = measure_landscape(ctx, VGG_GRID, mode=mode)
+    i = 2
+    eta = VGG_GRID[i] * ctx.lr
+    ref = copy.deepcopy(ctx.model).train()
+    loss0 = ctx.loss_fn(ref(ctx.inputs), ctx.targets)
+    loss0.backward()
+    g0 = [p.grad.clone() for p in ref.parameters()]
+    with torch.no_grad():
+        for p in ref.parameters():
+            p -= eta * p.grad
+            p.grad = None
+    loss = ctx.loss_fn(ref(ctx.inputs), ctx.targets)
+    loss.backward()
+    diff = torch.cat([(a - p.grad).flatten() for a, p in zip(g0, ref.parameters())]).norm()
+    grad_norm = torch.cat([a.flatten() for a in g0]).norm()
+    torch.testing.assert_close(out["loss0"], loss0.detach(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(out["grad_norm"], grad_norm, rtol=1e-5, atol=0)
+    torch.testing.assert_close(out["loss"][i], loss.detach(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(out["grad_diff"][i], diff, rtol=1e-4, atol=0)
+    torch.testing.assert_close(out["beta"][i], diff / (eta * grad_norm), rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+@pytest.mark.parametrize("norm", ["none", "batch", "noisy"])
+def test_probe_changes_nothing(norm, mode):
+    ctx = vgg_ctx(norm)
+    ctx.loss_fn(ctx.model(ctx.inputs), ctx.targets).backward()  # non-trivial .grad and running statistics
+    state = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+    grads = [p.grad.clone() for p in ctx.model.parameters()]
+    rng = torch.get_rng_state()
+    first = measure_landscape(ctx, VGG_GRID, mode=mode)
+    second = measure_landscape(ctx, VGG_GRID, mode=mode)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert ctx.model.training
+    after = ctx.model.state_dict()
+    assert after.keys() == state.keys()
+    assert all(torch.equal(after[k], v) for k, v in state.items())
+    assert all(torch.equal(p.grad, g) for p, g in zip(ctx.model.parameters(), grads))
+    assert all(torch.equal(first[k], second[k]) for k in KEYS)
+
+
+def test_beta_is_exact_curvature_of_a_quadratic():
+    """Depth-1 DLN = linear regression: L(W) = ||X W^T - Y||^2, so H[D] = 2 D X^T X and beta = ||H g|| / ||g||
+    at every step size, and the loss along -g is exactly L0 - eta ||g||^2 + eta^2 g.Hg / 2."""
+    torch.manual_seed(0)
+    model = DeepLinearNet(depth=1, dim=5).double().train()
+    x, y = (t.double() for t in dln_data(n=50, dim=5))
+    ctx = ProbeContext(model, x, y, sse, lr=1e-3, step=0)
+    out = measure_landscape(ctx, DLN_GRID)
+    w = model.blocks[0].linear.weight.detach()
+    g = 2 * (x @ w.T - y).T @ x
+    hg = 2 * g @ x.T @ x
+    eta = torch.tensor(DLN_GRID, dtype=torch.float64) * ctx.lr
+    torch.testing.assert_close(out["grad_norm"], g.norm())
+    torch.testing.assert_close(out["beta"], (hg.norm() / g.norm()).expand(len(DLN_GRID)), rtol=1e-7, atol=0)
+    expected = out["loss0"] - eta * g.norm() ** 2 + eta ** 2 * (g * hg).sum() / 2
+    torch.testing.assert_close(out["loss"], expected, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("grid,mode,match", [
+    ((), "auto", "non-empty"),
+    ((1.0, 0.0), "auto", "positive"),
+    ((-1.0,), "loop", "positive"),
+    ((float("nan"),), "loop", "finite"),
+    ((1.0,), "fast", "auto, loop, vmap"),
+])
+def test_bad_input(grid, mode, match):
+    with pytest.raises(ValueError, match=match):
+        measure_landscape(dln_ctx("none"), grid, mode=mode)
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow, which vmap cannot run."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 1)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return h if h.sum() > 0 else -h
+
+
+def test_vmap_failure_raises_and_auto_falls_back(monkeypatch):
+    torch.manual_seed(0)
+    ctx = ProbeContext(Branchy(), torch.randn(6, 3), torch.randn(6, 1), sse, lr=0.01, step=0)
+    with pytest.raises(RuntimeError, match="mode='vmap' cannot evaluate Branchy"):
+        measure_landscape(ctx, (1.0, 2.0), mode="vmap")
+    monkeypatch.setattr(landscape, "preferred_mode", lambda device: "vmap")
+    auto = measure_landscape(ctx, (1.0, 2.0), mode="auto")
+    loop = measure_landscape(ctx, (1.0, 2.0), mode="loop")
+    assert all(torch.equal(auto[k], loop[k]) for k in KEYS)

@@ -1,0 +1,56 @@
+"""The static-HTML sliders: structure, client-side link, and valid PNG frames."""
+
+import io
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import pytest
+from ipywidgets.widgets.widget import _instances
+from ipywidgets.widgets.widget_link import Link
+from PIL import Image
+
+from bnrepro.plotting import fig_to_png
+from bnrepro.widgets import figure_slider, step_slider
+
+
+def _draw(k):
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, k])
+    return fig
+
+
+def _links_from(slider):
+    """The jslinks whose source is `slider` (they live in the widget registry, not in the box)."""
+    return [w for w in _instances.values() if isinstance(w, Link) and w.source[0] is slider]
+
+
+def test_fig_to_png_is_a_white_png_and_closes_the_figure():
+    fig = _draw(1)
+    png = fig_to_png(fig)
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.width > 0
+    assert img.convert("RGBA").getpixel((0, 0)) == (255, 255, 255, 255)
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_figure_slider_structure():
+    values = [0, 1, 2, 3, 4]
+    box = figure_slider(_draw, values, description="k")
+    slider, stack = box.children
+    assert isinstance(slider, ipywidgets.SelectionSlider) and isinstance(stack, ipywidgets.Stack)
+    assert slider.options == tuple((str(v), i) for i, v in enumerate(values)) and slider.index == 0 and slider.description == "k"
+    assert len(stack.children) == len(values) and stack.selected_index == 0
+    assert all(isinstance(img, ipywidgets.Image) for img in stack.children)
+    for img in stack.children:
+        assert img.format == "png" and Image.open(io.BytesIO(img.value)).format == "PNG"
+    assert len({img.value for img in stack.children}) == len(values)  # every frame differs
+    (link,) = _links_from(slider)
+    assert link.source == (slider, "index") and link.target == (stack, "selected_index")
+    assert not plt.get_fignums()
+
+
+def test_step_slider_rejects_mismatched_inputs():
+    with pytest.raises(ValueError):
+        step_slider([b"x"], ["a", "b"])
+    with pytest.raises(ValueError):
+        step_slider([], [])
