@@ -6,13 +6,13 @@ a verdict by hand. A chapter glues each claim's values into its prose and shows 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .budgets import BUDGET_ORDER
-from .experiments import Spec, make_config
+from .experiments import Spec, get_run, make_config, resolve_budget
 from .figures import smooth
 from .records import RunRecord, RunStore
 
@@ -64,10 +64,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
-    """Section 2.1's claims from the runs keyed by (norm, lr): none/batch at 0.1 and 0.5, noisy at 0.1."""
-    std, bn = runs[("none", 0.1)], runs[("batch", 0.1)]
-    std5, bn5, noisy = runs[("none", 0.5)], runs[("batch", 0.5)], runs[("noisy", 0.1)]
+def claims_sec21(runs: dict[tuple[str, str, float], RunRecord]) -> list[Claim]:
+    """Section 2.1's claims from VGG runs: none/batch at LR 0.1 and 0.5, noisy BN at 0.1."""
+    std, bn = runs[("vgg", "none", 0.1)], runs[("vgg", "batch", 0.1)]
+    std5, bn5, noisy = runs[("vgg", "none", 0.5)], runs[("vgg", "batch", 0.5)], runs[("vgg", "noisy", 0.1)]
     out = []
 
     gap = _test_acc(bn) - _test_acc(std)
@@ -76,7 +76,7 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         f"{_pct(_test_acc(bn))} with BN vs {_pct(_test_acc(std))} without ({100 * gap:+.1f} points)",
         REPRODUCED if gap >= 0.01 else PARTLY if gap > 0 else NOT_REPRODUCED,
         "reproduced if BN's final test accuracy beats the standard network's by at least 1 point",
-        {"bn_test": 100 * _test_acc(bn), "std_test": 100 * _test_acc(std), "gap": 100 * gap}))
+        {"bn": 100 * _test_acc(bn), "std": 100 * _test_acc(std), "gap": 100 * gap}))
 
     ok = std5.status == "diverged" or _train_acc(std5) < 0.2
     what = (f"diverged at step {std5.summary['diverged_at']}" if std5.status == "diverged"
@@ -85,7 +85,7 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         "c21_std05", "The standard network does not train at LR 0.5 (about 10% accuracy throughout).", what,
         REPRODUCED if ok else NOT_REPRODUCED,
         "reproduced if the run diverges or ends below 20% training accuracy",
-        {"std05_train": 100 * _train_acc(std5), "std05_test": 100 * _test_acc(std5)}))
+        {"train": 100 * _train_acc(std5), "test": 100 * _test_acc(std5)}))
 
     ratio = _train_acc(bn5) / max(_train_acc(bn), 1e-9)
     out.append(Claim(
@@ -94,7 +94,7 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         f"({_pct(_train_acc(bn))} training at LR 0.1)",
         REPRODUCED if ratio >= 0.9 else PARTLY if ratio >= 0.5 else NOT_REPRODUCED,
         "reproduced if BN at LR 0.5 ends with at least 90% of BN's LR-0.1 training accuracy (partly: 50%)",
-        {"bn05_train": 100 * _train_acc(bn5), "bn05_test": 100 * _test_acc(bn5)}))
+        {"train": 100 * _train_acc(bn5), "test": 100 * _test_acc(bn5)}))
 
     level = 0.9 * min(_train_acc(std), _train_acc(bn))
     s_bn, s_std = steps_to_reach(bn, level), steps_to_reach(std, level)
@@ -104,7 +104,7 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         f"to reach {_pct(level)} training accuracy: {s_bn} steps with BN, {s_std} without",
         REPRODUCED if faster else NOT_REPRODUCED,
         "reproduced if BN reaches 90% of the lower final training accuracy of the two (LR 0.1) in fewer steps",
-        {"level": 100 * level, "steps_bn": s_bn or -1, "steps_std": s_std or -1}))
+        {"level": 100 * level, "bn": s_bn or -1, "std": s_std or -1}))
 
     diff = _train_acc(noisy) - _train_acc(bn)
     s_noisy = steps_to_reach(noisy, level)
@@ -116,7 +116,7 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         f"{s_noisy} steps to {_pct(level)} (standard: {s_std})",
         REPRODUCED if close and beats_std else PARTLY if close or beats_std else NOT_REPRODUCED,
         "reproduced if noisy BN ends within 5 points of BN and reaches the level above before the standard network",
-        {"noisy_train": 100 * _train_acc(noisy), "diff": 100 * diff}))
+        {"train": 100 * _train_acc(noisy), "diff": 100 * diff}))
 
     layers = (2, 9, 13)
     j_noisy, j_bn, j_std = (unit_jump(r, layers) for r in (noisy, bn, std))
@@ -126,7 +126,7 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         f"median step-to-step |Δ mean| (layers 2, 9, 13): noisy BN {j_noisy:.3g}, BN {j_bn:.3g}, standard {j_std:.3g}",
         REPRODUCED if j_noisy > 10 * max(j_bn, j_std) else PARTLY if j_noisy > max(j_bn, j_std) else NOT_REPRODUCED,
         "reproduced if noisy BN's typical jump is over 10x both others' (partly: larger than both)",
-        {"jump_noisy": j_noisy, "jump_bn": j_bn, "jump_std": j_std}))
+        {"noisy": j_noisy, "bn": j_bn, "std": j_std}))
 
     d_std, d_bn = relative_drift(std, (3, 11)), relative_drift(bn, (3, 11))
     r = d_bn / max(d_std, 1e-12)
@@ -137,8 +137,47 @@ def claims_sec21(runs: dict[tuple[str, float], RunRecord]) -> list[Claim]:
         f"standard {d_std:.3g} (ratio {r:.2g})",
         REPRODUCED if 1 / 3 <= r <= 3 else NOT_REPRODUCED,
         "reproduced if the two relative shifts are within a factor of 3 of each other",
-        {"drift_bn": d_bn, "drift_std": d_std, "drift_ratio": r}))
+        {"bn": d_bn, "std": d_std, "ratio": r}))
     return out
+
+
+@dataclass(frozen=True)
+class Section:
+    """A chapter's share of the book: the paper section it reproduces, the runs it needs and its claims."""
+
+    number: str
+    title: str
+    doc: str  # the chapter's path in the book, for links from the replication-status table
+    specs: tuple[Spec, ...]
+    claims: Callable[[dict], list[Claim]]
+
+
+SECTIONS = {
+    "2.1": Section("2.1", "Does BatchNorm's performance stem from controlling internal covariate shift?",
+                   "chapters/sec21_performance",
+                   (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("vgg", "none", 0.5),
+                    Spec("vgg", "batch", 0.5), Spec("vgg", "noisy", 0.1)), claims_sec21),
+}
+
+
+def load_section(number: str, budget: str, seeds: Sequence[int], data: str | None = None,
+                 device: str | None = None) -> tuple[str, dict[tuple[str, str, float], RunRecord]]:
+    """The budget used ("best" resolved) and the section's runs of the first seed, keyed (model, norm, lr);
+    runs that are not recorded are trained and stored."""
+    section = SECTIONS[number]
+    used = resolve_budget(budget, list(section.specs), list(seeds))
+    runs = {(s.model, s.norm, s.lr): get_run(s, used, seeds[0], data=data, device=device) for s in section.specs}
+    return used, runs
+
+
+def status_markdown(budget: str, seeds: Sequence[int], data: str | None = None, device: str | None = None) -> str:
+    """The book's replication-status table: every section's claims, the budget checked at and the verdict."""
+    rows = ["| Section | Claim | Budget | Verdict |", "|---|---|---|---|"]
+    for number, section in SECTIONS.items():
+        used, runs = load_section(number, budget, seeds, data, device)
+        for c in section.claims(runs):
+            rows.append(f"| [{number}]({section.doc}.ipynb) | {c.paper} | {used} | **{c.verdict}** |")
+    return "\n".join(rows)
 
 
 def claims_markdown(claims: Sequence[Claim]) -> str:
@@ -159,16 +198,23 @@ def glue_claims(claims: Sequence[Claim]) -> None:
 
 
 def provenance_markdown(records: Sequence[RunRecord]) -> str:
-    """Which runs a page's figures come from: config, budget, data, device, wall time, version and commit."""
-    rows = ["| Run | Budget | Steps | Seed | Status | Data | Device | Wall time | bnrepro | Commit | torch |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """Which runs a page's figures come from: config, budget, status, device, wall time, then the data, code
+    version, commit and library versions behind them."""
+    rows = ["| Run | Budget | Seed | Steps | Status | Device | Wall time |", "|---|---|---|---|---|---|---|"]
     for r in records:
-        c, e = r.config, r.env
-        run = f"{c['model']}" + (f" ×{c['width']:g}" if c["model"] != "dln" else "") + f", {c['norm']}, LR {c['lr']:g}"
-        commit = (e.get("git_commit") or "unknown")[:10] + (" (modified)" if e.get("git_dirty_src") else "")
-        rows.append(f"| {run} | {c['budget']} | {r.summary['steps_done']}/{c['steps']} | {c['seed']} | {r.status} "
-                    f"| {r.summary.get('data_source', '')} | {e['device_name']} | {r.summary['wall_time_s']:.0f} s "
-                    f"| {e['bnrepro']} | `{commit}` | {e['torch']} |")
+        c = r.config
+        run = c["model"] + (f" ×{c['width']:g}" if c["model"] != "dln" else "") + f", {c['norm']}, LR {c['lr']:g}"
+        rows.append(f"| {run} | {c['budget']} | {c['seed']} | {r.summary['steps_done']}/{c['steps']} | {r.status} "
+                    f"| {r.env['device_name']} | {r.summary['wall_time_s']:.0f} s |")
+
+    def distinct(values) -> str:
+        return ", ".join(dict.fromkeys(str(v) for v in values))
+
+    commits = ((r.env.get("git_commit") or "unknown")[:10] + (" (modified)" if r.env.get("git_dirty_src") else "")
+               for r in records)
+    rows += ["", f"- Data: {distinct(r.summary.get('data_source', '') for r in records)}",
+             f"- bnrepro {distinct(r.env['bnrepro'] for r in records)}, commit {distinct(commits)}; "
+             f"torch {distinct(r.env['torch'] for r in records)}, Python {distinct(r.env['python'] for r in records)}"]
     return "\n".join(rows)
 
 
@@ -177,7 +223,8 @@ def budget_costs_markdown(specs: Sequence[Spec], seeds: Sequence[int], store: Ru
     store = store or RunStore()
     rows = ["| Budget | Runs recorded | Total wall time | Device |", "|---|---|---|---|"]
     for name in BUDGET_ORDER:
-        recs = [store.load(make_config(s, name, seed, "cifar10" if name != "smoke" else "synthetic").to_dict())
+        kinds = ("cifar10", "synthetic") if name == "smoke" else ("cifar10",)
+        recs = [next((r for k in kinds if (r := store.load(make_config(s, name, seed, k).to_dict()))), None)
                 for s in specs for seed in seeds]
         found = [r for r in recs if r is not None]
         if not found:

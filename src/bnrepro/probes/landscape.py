@@ -56,16 +56,16 @@ def measure_landscape(ctx: ProbeContext, grid: Sequence[float], mode: str = "aut
     etas = torch.tensor([m * ctx.lr for m in grid], dtype=ref.dtype, device=ref.device)
     shifted = {n: p - etas.view(-1, *[1] * p.dim()) * g0[n] for n, p in params.items()}
 
-    if mode == "loop" or (mode == "auto" and preferred_mode(ref.device) == "loop"):
-        grads, losses = _looped(ctx, shifted)
-    else:
+    result = None
+    if mode == "vmap" or (mode == "auto" and preferred_mode(ref.device) == "vmap"):
         try:
-            grads, losses = _vmapped(ctx, shifted)
-        except RuntimeError as e:
+            result = _vmapped(ctx, shifted)
+        except RuntimeError as e:  # vmap cannot run this model (or ran out of memory)
             if mode == "vmap":
                 raise RuntimeError(f"mode='vmap' cannot evaluate {type(ctx.model).__name__}: {e}; "
                                    "use mode='loop' (or 'auto', which falls back to it)") from e
-            grads, losses = _looped(ctx, shifted)  # auto: vmap cannot run this model (or ran out of memory)
+    # auto's fallback runs here, after the failed attempt's tensors are freed with the exception
+    grads, losses = result if result is not None else _looped(ctx, shifted)
 
     grad_norm = _norm(g0.values())
     grad_diff = _norm([(g0[n] - grads[n]).flatten(1) for n in params], dim=1)
