@@ -34,7 +34,7 @@ SYNTHETIC_TRAIN = 2048
 PAD = 4  # augmentation: random crop from a 4-pixel reflect-padded image
 
 
-class DataError(Exception):
+class DataError(ValueError):
     """A data location is missing, malformed or unsafe; the message says where we looked and how to fix it."""
 
 
