@@ -91,8 +91,6 @@ def test_bad_norm_for_dln_exits_2(capsys, tmp_path):
     assert "noisy" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(reason="BUG: data.DataError is not a ValueError, so cli.main does not catch it and a missing "
-                          "--data path ends in a traceback", strict=False)
 def test_missing_data_path_exits_2(capsys, tmp_path):
     argv = ["train", "--budget", "smoke", "--data", str(tmp_path / "missing"), "--records", str(tmp_path)]
     assert cli.main(argv) == 2
