@@ -90,12 +90,13 @@ def get_run(spec: Spec, budget: str, seed: int = 0, *, data: str | None = None, 
             store: RunStore | None = None, force: bool = False, progress: bool = False) -> RunRecord:
     """The stored record of a book run, training and storing it first if it is missing (or if `force`)."""
     b = get_budget(budget)
-    root = data_root(data, b) if spec.model != "dln" else "gaussian"
-    return get_or_train(make_config(spec, b, seed, data_kind(root)), root, device=device, store=store,
-                        force=force, progress=progress)
+    root = data or os.environ.get("BNREPRO_DATA") or b.default_data
+    kind = data_kind(str(root)) if root else "cifar10"  # stored CIFAR-10 runs load without the data at hand
+    return get_or_train(make_config(spec, b, seed, kind), root, device=device, store=store, force=force,
+                        progress=progress)
 
 
-def get_or_train(cfg: RunConfig, root: str, *, device: str | None = None, store: RunStore | None = None,
+def get_or_train(cfg: RunConfig, root: str | None, *, device: str | None = None, store: RunStore | None = None,
                  force: bool = False, progress: bool = False) -> RunRecord:
     """Load `cfg`'s record, or train it on the data at `root` (resuming from a checkpoint) and store it."""
     store = store or RunStore()
@@ -104,7 +105,7 @@ def get_or_train(cfg: RunConfig, root: str, *, device: str | None = None, store:
         if rec is not None:
             return rec
     dev = pick_device(device)
-    loaded = None if cfg.is_dln else _load_data(root, cfg, dev)
+    loaded = None if cfg.is_dln else _load_data(data_root(root, get_budget(cfg.budget)), cfg, dev)
     ckpt = default_cache_dir() / "checkpoints" / f"{store.path(cfg.to_dict(), '').name}.pt"
     if force:
         ckpt.unlink(missing_ok=True)
