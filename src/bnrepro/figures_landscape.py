@@ -1,0 +1,139 @@
+"""Figures 4, 10 and 11: the loss landscape along the gradient, drawn from the landscape probe's records.
+
+At each probed step t a record holds, for every step size eta of the grid, the loss L(w_t - eta g_t), the gradient
+change ||g_t - grad L(w_t - eta g_t)||_2 and beta = that change / ||eta g_t||_2 (see `bnrepro.probes.landscape`).
+`measures` turns them into the paper's three curves: the loss band, the gradient-predictiveness band and the
+effective beta-smoothness (the largest beta over the grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
+from matplotlib.figure import Figure
+
+from .figures import COLORS, label
+from .records import RunRecord
+
+#: Figure 11's line colours, from the first probed step (blue) to the last (red).
+STEP_CMAP = LinearSegmentedColormap.from_list("early_late", ["tab:blue", "tab:red"])
+#: The slider's frames, in percent of training (denser early, where the standard network is roughest).
+SLIDER_PERCENTS = (0, 5, 10, 25, 50, 75, 100)
+
+
+def measures(rec: RunRecord) -> dict[str, np.ndarray]:
+    """Per probed step: `step`; the band over the grid of the loss (`loss_lo`, `loss_hi`) and of the gradient change
+    (`gd_lo`, `gd_hi`); and the effective beta-smoothness `beta`, the largest gradient change per distance moved."""
+    loss, gd = rec["landscape_loss"].astype(float), rec["landscape_grad_diff"].astype(float)
+    return {"step": rec["probe_step"], "loss_lo": loss.min(1), "loss_hi": loss.max(1), "gd_lo": gd.min(1),
+            "gd_hi": gd.max(1), "beta": rec["landscape_beta"].astype(float).max(1)}
+
+
+def landscape_summary(rec: RunRecord) -> dict[str, float]:
+    """The numbers the claims compare, as medians or extremes over the probed steps: the loss band's width
+    (max - min, how far the loss moves: Lipschitzness) and height in decades (log10 max/min, relative to the loss),
+    the largest and the median gradient change, and the effective beta's median, interquartile ratio (75th / 25th
+    percentile: how much it varies from step to step) and largest value."""
+    m = measures(rec)
+    q25, q50, q75 = np.nanpercentile(m["beta"], [25, 50, 75])
+    return {"band_width": float(np.nanmedian(m["loss_hi"] - m["loss_lo"])),
+            "band_decades": float(np.nanmedian(np.log10(m["loss_hi"] / m["loss_lo"]))),
+            "gd_max": float(np.nanmax(m["gd_hi"])), "gd_median": float(np.nanmedian(m["gd_hi"])),
+            "beta_median": float(q50), "beta_iqr": float(q75 / q25), "beta_max": float(np.nanmax(m["beta"]))}
+
+
+def landscape_figure(runs: Sequence[RunRecord], title: str | None = None) -> Figure:
+    """Figure 4 (VGG) or 10 (DLN) against training steps: (a) the loss band, (b) the gradient-predictiveness band,
+    (c) the effective beta-smoothness. Log y for the loss; for the DLN, log y throughout (as in the paper)."""
+    log_all = runs[0].config["model"] == "dln"
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.6), layout="constrained")
+    for r in runs:
+        m, color = measures(r), COLORS[r.config["norm"]]
+        for ax, lo, hi in ((axes[0], "loss_lo", "loss_hi"), (axes[1], "gd_lo", "gd_hi")):
+            ax.fill_between(m["step"], m[lo], m[hi], color=color, alpha=0.35, lw=0,
+                            label=label(r) if ax is axes[0] else None)
+            ax.plot(m["step"], m[hi], color=color, lw=0.6)
+            ax.plot(m["step"], m[lo], color=color, lw=0.6)
+        axes[2].plot(m["step"], m["beta"], color=color, lw=1.0)
+    axes[0].set(yscale="log", title="(a) loss landscape", ylabel="loss along the gradient")
+    axes[1].set(title="(b) gradient predictiveness", ylabel="‖∇L(w) − ∇L(w − η∇L)‖₂")
+    axes[2].set(title="(c) effective β-smoothness", ylabel="gradient change / distance (max over η)")
+    for ax in axes:
+        ax.set_xlabel("training steps")
+        if log_all:
+            ax.set_yscale("log")
+    fig.legend(loc="outside upper center", ncol=len(runs))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def gradient_change_figure(runs: Sequence[RunRecord], title: str | None = None) -> Figure:
+    """Figure 11: the gradient change against the step size eta along the gradient, one line per probed step,
+    coloured from early (blue) to late (red); one panel per run, sharing the y axis. Log-log for the DLN."""
+    log = runs[0].config["model"] == "dln"
+    steps = Normalize(0, max(int(r["probe_step"].max()) for r in runs))
+    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs) + 1, 3.4), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, r in zip(axes[0], runs):
+        for s, eta, gd in zip(r["probe_step"], r["landscape_eta"], r["landscape_grad_diff"]):
+            ax.plot(eta, gd, color=STEP_CMAP(steps(s)), lw=0.8, alpha=0.7)
+        ax.set(title=label(r), xlabel="step size η along the gradient")
+        if log:
+            ax.set(xscale="log", yscale="log")
+    axes[0][0].set_ylabel("gradient change (ℓ2)")
+    fig.colorbar(ScalarMappable(steps, STEP_CMAP), ax=axes[0].tolist(), label="training step")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _nearest(rec: RunRecord, percent: float) -> int:
+    """Index of the probed step nearest `percent` of the way through the run's probed steps."""
+    steps = rec["probe_step"]
+    return int(np.argmin(np.abs(steps - steps[-1] * percent / 100)))
+
+
+def _limits(*arrays: np.ndarray) -> tuple[float, float]:
+    """Log-axis limits around the finite positive values (fixed across a slider's frames)."""
+    v = np.concatenate([np.ravel(a) for a in arrays]).astype(float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return (float(v.min()) / 1.5, float(v.max()) * 1.5) if len(v) else (1e-3, 1.0)
+
+
+def along_gradient_figure(models: Sequence[Sequence[RunRecord]], percent: float) -> Figure:
+    """At the probed step nearest `percent` of training, for each model (columns, standard and BN runs in each):
+    the loss L(w_t - eta g_t) with L(w_t) dashed (top) and the gradient change (bottom), against eta."""
+    fig, axes = plt.subplots(2, len(models), figsize=(4.6 * len(models), 5.6), squeeze=False)
+    for j, runs in enumerate(models):
+        top, bottom = axes[0][j], axes[1][j]
+        for r in runs:
+            i, color = _nearest(r, percent), COLORS[r.config["norm"]]
+            eta = r["landscape_eta"][i]
+            top.plot(eta, r["landscape_loss"][i], "o-", color=color, ms=3,
+                     label=f"{label(r, with_lr=False)}, step {r['probe_step'][i]}")
+            top.axhline(r["landscape_loss0"][i], color=color, ls="--", lw=0.8)
+            bottom.plot(eta, r["landscape_grad_diff"][i], "o-", color=color, ms=3)
+        model = runs[0].config["model"]
+        name = "deep linear network" if model == "dln" else f"VGG-{model[3:]}"
+        top.set(title=name, ylabel="loss L(w − η∇L)", yscale="log",
+                ylim=_limits(*(np.r_[r["landscape_loss"].ravel(), r["landscape_loss0"]] for r in runs)))
+        bottom.set(xlabel="step size η along the gradient", ylabel="gradient change (ℓ2)", yscale="log",
+                   ylim=_limits(*(r["landscape_grad_diff"] for r in runs)))
+        top.legend(fontsize=7)
+        if model == "dln":
+            top.set_xscale("log")
+            bottom.set_xscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def along_gradient_slider(models: Sequence[Sequence[RunRecord]], percents: Sequence[int] = SLIDER_PERCENTS):
+    """`along_gradient_figure` with a slider over the point in training (percent of the probed steps)."""
+    from .widgets import figure_slider
+
+    return figure_slider(lambda p: along_gradient_figure(models, p), list(percents), "% of training")
