@@ -90,9 +90,12 @@ def is_notebook(path: Path) -> bool:
 
 
 def notebook_pages() -> list[Path]:
-    """Every notebook page of the book, as its source .md."""
+    """Every notebook page of the book, as its source .md, in execution order: chapters first (they compute the
+    runs), then the intro and the appendix, whose tables summarise every stored run."""
     pages = (p for p in BOOK.rglob("*.md") if not NOT_STAGED & set(p.relative_to(BOOK).parts))
-    return sorted(p for p in pages if is_notebook(p))
+    order = {"chapters": 0, "appendix": 2}
+    return sorted((p for p in pages if is_notebook(p)),
+                  key=lambda p: (order.get(p.relative_to(BOOK).parts[0], 1), str(p)))
 
 
 def stage() -> dict[Path, bytes]:
