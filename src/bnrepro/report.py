@@ -353,14 +353,18 @@ def status_markdown(budget: str, seeds: Sequence[int], data: str | None = None, 
     for number, section in SECTIONS.items():
         used, runs = load_section(number, budget, seeds, data, device)
         for c in section.claims(runs):
-            rows.append(f"| [{number}]({section.doc}.ipynb) | {c.paper} | {used} | **{c.verdict}** |")
+            paper = c.paper.replace("|", "\\|")
+            rows.append(f"| [{number}]({section.doc}.ipynb) | {paper} | {used} | **{c.verdict}** |")
     return "\n".join(rows)
 
 
 def claims_markdown(claims: Sequence[Claim]) -> str:
     """A Markdown table: the paper's claim, our numbers, the verdict and the rule that decided it."""
     rows = ["| The paper says | We measured | Verdict | Rule |", "|---|---|---|---|"]
-    rows += [f"| {c.paper} | {c.ours} | **{c.verdict}** | {c.rule} |" for c in claims]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # a literal | (as in |Δ mean|) would split the cell
+
+    rows += [f"| {cell(c.paper)} | {cell(c.ours)} | **{c.verdict}** | {cell(c.rule)} |" for c in claims]
     return "\n".join(rows)
 
 
