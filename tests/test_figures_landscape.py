@@ -7,7 +7,6 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import torch
 
 from bnrepro import figures_landscape as fl
 from bnrepro.costs import probe_cost
@@ -17,13 +16,6 @@ from bnrepro.report import NOT_REPRODUCED, PARTLY, REPRODUCED, claims_sec31
 from bnrepro.train import RunConfig, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, loaded 2-core machine two OpenMP threads run 10-30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,6 @@ C = 200  # channels of the noisy-BN input: 200 draws of (mu, sigma) per step
 CONVS = {"vgg11": 8, "vgg13": 10, "vgg16": 13, "vgg19": 16}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, loaded 2-core machine two OpenMP threads run 10-30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def ks_uniform(v: torch.Tensor, lo: float, hi: float) -> tuple[float, float]:

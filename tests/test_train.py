@@ -20,13 +20,6 @@ from bnrepro.train import RunConfig, train
 SYNTH = "synthetic:512"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, loaded 2-core machine two OpenMP threads run 10-30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
