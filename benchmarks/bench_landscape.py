@@ -14,19 +14,16 @@ import argparse
 import copy
 import os
 import statistics
-import time
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from bnrepro.costs import time_calls
 from bnrepro.models import VGG, DeepLinearNet, dln_data
 from bnrepro.probes import ProbeContext
 from bnrepro.probes.landscape import DLN_GRID, VGG_GRID, measure_landscape, preferred_mode
-
-
-def sse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (out - target).pow(2).sum()
+from bnrepro.train import dln_loss
 
 
 def contexts(device: str, width: float, batch: int) -> list[tuple[str, ProbeContext, tuple[float, ...]]]:
@@ -41,7 +38,7 @@ def contexts(device: str, width: float, batch: int) -> list[tuple[str, ProbeCont
                     VGG_GRID))
     for norm in ("none", "batch"):
         model = DeepLinearNet(depth=25, dim=10, norm=norm).to(device).train()
-        out.append((f"dln 25x10 n=1000 {norm}", ProbeContext(model, dx, dy, sse, 1e-6, 0), DLN_GRID))
+        out.append((f"dln 25x10 n=1000 {norm}", ProbeContext(model, dx, dy, dln_loss, 1e-6, 0), DLN_GRID))
     return out
 
 
@@ -54,26 +51,6 @@ def train_step(ctx: ProbeContext) -> Callable[[], None]:
         ctx.loss_fn(model(ctx.inputs), ctx.targets).backward()
 
     return step
-
-
-def median_times(fns: dict[str, Callable[[], object]], repeats: int, device: str) -> dict[str, float]:
-    """Median wall time (s) of each function; one warm-up call each, then `repeats` interleaved rounds."""
-    def timed(fn: Callable[[], object]) -> float:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t
-
-    for fn in fns.values():
-        fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            samples[k].append(timed(fn))
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def vmap_runs(ctx: ProbeContext, grid: tuple[float, ...]) -> bool:
@@ -110,7 +87,7 @@ def main() -> None:
                 "step": train_step(ctx), "loop": lambda: measure_landscape(ctx, grid, mode="loop")}
             if vmap_runs(ctx, grid):
                 fns["vmap"] = lambda: measure_landscape(ctx, grid, mode="vmap")
-            t = median_times(fns, args.repeats, device)
+            t = {k: v / 1e3 for k, v in time_calls(fns, args.repeats, torch.device(device), statistics.median).items()}
             vm = t.get("vmap", float("nan"))
             auto = preferred_mode(torch.device(device)) if "vmap" in t else "loop"
             faster = "vmap" if vm < t["loop"] else "loop"

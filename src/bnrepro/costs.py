@@ -38,9 +38,10 @@ def _context(model: str, budget: str, device: torch.device) -> tuple[ProbeContex
     return ProbeContext(net, x, y, F.cross_entropy, 0.1, 0), VGG_GRID
 
 
-def _best_ms(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Best (least disturbed) wall time in ms of each function over `repeats` calls after a warm-up call; the
-    functions alternate within a repeat so that background load hits them alike."""
+def time_calls(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device,
+               reduce: Callable[[list[float]], float] = min) -> dict[str, float]:
+    """Wall time in ms of each function, `reduce`d over `repeats` calls (default: the best, least disturbed one)
+    after a warm-up call; the functions alternate within a repeat so that background load hits them alike."""
     def timed(fn: Callable[[], object]) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -56,7 +57,7 @@ def _best_ms(fns: dict[str, Callable[[], object]], repeats: int, device: torch.d
     for _ in range(repeats):
         for k, fn in fns.items():
             samples[k].append(timed(fn))
-    return {k: min(v) for k, v in samples.items()}
+    return {k: reduce(v) for k, v in samples.items()}
 
 
 class _TrainingSettings:
@@ -103,7 +104,7 @@ def probe_cost(model: str, budget: str, device: str | None = None, repeats: int 
             fns["vmap"] = lambda: measure_landscape(ctx, grid, "vmap")
         except RuntimeError:
             pass
-        t = _best_ms(fns, repeats, dev)
+        t = time_calls(fns, repeats, dev)
         name = environment(dev)["device_name"]
     vmap_ms = t.get("vmap", float("nan"))
     auto = preferred_mode(dev) if "vmap" in t else "loop"
@@ -120,6 +121,6 @@ def ics_cost(model: str, budget: str, device: str | None = None, repeats: int = 
     layers = DLN_ICS_LAYERS if model == "dln" else VGG_ICS_LAYERS
     with _TrainingSettings(model, dev):
         ctx, _ = _context(model, budget, dev)
-        t = _best_ms({"step": _step_fn(ctx), "probe": lambda: measure_ics(ctx, layers)}, repeats, dev)
+        t = time_calls({"step": _step_fn(ctx), "probe": lambda: measure_ics(ctx, layers)}, repeats, dev)
         name = environment(dev)["device_name"]
     return {"step_ms": t["step"], "probe_ms": t["probe"], "probe_per_step": t["probe"] / t["step"], "device": name}
