@@ -179,6 +179,8 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         if recorder:
             recorder.moments.copy_(saved["moments"])
             recorder.quantiles = list(saved["quantiles"])
+            recorder.pre_moments.copy_(saved["pre_moments"])
+            recorder.pre_quantiles = list(saved["pre_quantiles"])
     every = checkpoint_every or max(1, cfg.steps // 10)
 
     def save_checkpoint():
@@ -187,7 +189,9 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "optim": opt.state_dict(),
                     "state": dataclasses.asdict(st),
                     "moments": recorder.moments if recorder else None,
-                    "quantiles": recorder.quantiles if recorder else []}, tmp)
+                    "quantiles": recorder.quantiles if recorder else [],
+                    "pre_moments": recorder.pre_moments if recorder else None,
+                    "pre_quantiles": recorder.pre_quantiles if recorder else []}, tmp)
         tmp.replace(ckpt)
 
     from tqdm.auto import tqdm
@@ -293,6 +297,9 @@ def _make_record(cfg, st: _State, recorder, diverged_at, device, data) -> RunRec
         arrays["act_step"] = np.asarray(q_steps, np.int32)
         if recorder.quantiles:
             arrays["act_quantiles"] = torch.stack(recorder.quantiles[: len(q_steps)]).cpu().numpy()
+        arrays["act_pre_moments"] = recorder.pre_moments[:n].cpu().numpy()
+        if recorder.pre_quantiles:
+            arrays["act_pre_quantiles"] = torch.stack(recorder.pre_quantiles[: len(q_steps)]).cpu().numpy()
     tail = max(1, n // 50)  # "final" training numbers: the mean over the last 2% of steps
     summary = {
         "steps_done": n,
