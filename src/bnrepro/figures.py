@@ -75,12 +75,26 @@ def _density(q: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.diff(cdf) / np.diff(grid)
 
 
+POINTS = {"post": ("act_quantiles", "act_moments", "after its normalisation"),
+          "pre": ("act_pre_quantiles", "act_pre_moments", "before its normalisation")}
+
+
+def activation_arrays(rec: RunRecord, point: str = "post") -> tuple[np.ndarray, np.ndarray]:
+    """(quantiles [probe step, layer, q], moments [step, layer, (mean, var)]) of the followed units at `point`:
+    "post" (the normalisation's output) or "pre" (its input, the conv/linear output)."""
+    q, m, _ = POINTS[point]
+    if q not in rec.arrays:
+        raise ValueError(f"this record has no {point!r} activations (it predates them): retrain it with force=True "
+                         "(python -m bnrepro train --force ...)")
+    return rec[q], rec[m]
+
+
 def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int = 12,
-          xlim: tuple[float, float] | None = None) -> None:
+          xlim: tuple[float, float] | None = None, point: str = "post") -> None:
     """Ridge plot of one random unit of `layer` over training: one density per recorded step (earliest at the
     bottom), up to step `upto` (inclusive); the newest line shown is drawn darker."""
     k = list(rec["act_layers"]).index(layer)
-    steps, qs = rec["act_step"], rec["act_quantiles"][:, k, :]
+    steps, qs = rec["act_step"], activation_arrays(rec, point)[0][:, k, :]
     keep = np.isfinite(qs).all(axis=1)
     steps, qs = steps[keep], qs[keep]
     idx = np.unique(np.linspace(0, len(steps) - 1, min(n_lines, len(steps))).round().astype(int))
@@ -109,21 +123,24 @@ def _span(qs: np.ndarray) -> tuple[float, float]:
 
 
 def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto: int | None = None,
-                         n_lines: int = 12) -> Figure:
-    """Figure 1(c) / 2-right / 6: for each run (rows) and layer (columns), the ridge plot of one random unit."""
+                         n_lines: int = 12, points: Sequence[str] | None = None) -> Figure:
+    """Figure 1(c) / 2-right / 6: for each run (rows) and layer (columns), the ridge plot of one random unit,
+    observed at `points[i]` for run i ("post", the default: after the normalisation; "pre": before it)."""
+    points = points or ["post"] * len(runs)
     fig, axes = plt.subplots(len(runs), len(layers), figsize=(3.0 * len(layers) + 0.6, 2.4 * len(runs)),
                              squeeze=False)
-    for i, r in enumerate(runs):
+    for i, (r, point) in enumerate(zip(runs, points)):
         for j, layer in enumerate(layers):
             ax = axes[i][j]
             k = list(r["act_layers"]).index(layer)
-            qs = r["act_quantiles"][:, k, :]
+            qs = activation_arrays(r, point)[0][:, k, :]
             finite = qs[np.isfinite(qs).all(axis=1)]
             if len(finite) == 0:
                 ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
             else:
-                ridge(ax, r, layer, upto, n_lines, _span(finite))
-            ax.set_title(f"{label(r)}\nlayer #{layer}, unit {r['act_units'][k]}", fontsize=8)
+                ridge(ax, r, layer, upto, n_lines, _span(finite), point)
+            where = "" if r.config["norm"] == "none" else f", {POINTS[point][2]}"
+            ax.set_title(f"{label(r)}\nlayer #{layer}, unit {r['act_units'][k]}{where}", fontsize=8)
             if j == 0:
                 ax.set_ylabel("training step", fontsize=8)
     fig.tight_layout()
@@ -137,12 +154,13 @@ def slider_steps(rec: RunRecord, n_frames: int = 8) -> list[int]:
     return [int(s) for s in steps[idx]]
 
 
-def distributions_slider(runs: Sequence[RunRecord], layers: Sequence[int], n_frames: int = 8):
+def distributions_slider(runs: Sequence[RunRecord], layers: Sequence[int], n_frames: int = 8,
+                         points: Sequence[str] | None = None):
     """`distributions_figure` with a slider over the training step: frame t shows the distributions up to t."""
     from .widgets import figure_slider
 
-    return figure_slider(lambda t: distributions_figure(runs, layers, upto=t), slider_steps(runs[0], n_frames),
-                         "training step ≤")
+    return figure_slider(lambda t: distributions_figure(runs, layers, upto=t, points=points),
+                         slider_steps(runs[0], n_frames), "training step ≤")
 
 
 def moments_figure(runs: Sequence[RunRecord], layers: Sequence[int]) -> Figure:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .budgets import BUDGET_ORDER
 from .experiments import Spec, get_run, make_config, resolve_budget
-from .figures import smooth
+from .figures import activation_arrays, smooth
 from .records import RunRecord, RunStore
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
@@ -44,18 +44,18 @@ def steps_to_reach(rec: RunRecord, level: float) -> int | None:
     return int(hit[0]) + 1 if len(hit) else None
 
 
-def unit_jump(rec: RunRecord, layers: Sequence[int]) -> float:
-    """Median over steps of |mu_{t+1} - mu_t| of the recorded unit, averaged over `layers` (Figure 8a)."""
+def unit_jump(rec: RunRecord, layers: Sequence[int], point: str = "post") -> float:
+    """Median over steps of |mu_{t+1} - mu_t| of the followed unit, averaged over `layers` (Figure 8a)."""
     k = [list(rec["act_layers"]).index(layer) for layer in layers]
-    mu = rec["act_moments"][:, k, 0].astype(float)
+    mu = activation_arrays(rec, point)[1][:, k, 0].astype(float)
     return float(np.mean(np.median(np.abs(np.diff(mu, axis=0)), axis=0)))
 
 
-def relative_drift(rec: RunRecord, layers: Sequence[int]) -> float:
+def relative_drift(rec: RunRecord, layers: Sequence[int], point: str = "post") -> float:
     """Median over steps of |mu_{t+1} - mu_t| / sigma_t, averaged over `layers`: how unstable a unit's distribution
     is relative to its own spread (Figure 1c's "stability")."""
     k = [list(rec["act_layers"]).index(layer) for layer in layers]
-    m = rec["act_moments"][:, k, :].astype(float)
+    m = activation_arrays(rec, point)[1][:, k, :].astype(float)
     rel = np.abs(np.diff(m[:, :, 0], axis=0)) / np.sqrt(np.maximum(m[:-1, :, 1], 1e-12))
     return float(np.mean(np.median(rel, axis=0)))
 
@@ -128,16 +128,17 @@ def claims_sec21(runs: dict[tuple[str, str, float], RunRecord]) -> list[Claim]:
         "reproduced if noisy BN's typical jump is over 10x both others' (partly: larger than both)",
         {"noisy": j_noisy, "bn": j_bn, "std": j_std}))
 
-    d_std, d_bn = relative_drift(std, (3, 11)), relative_drift(bn, (3, 11))
+    d_std, d_bn = relative_drift(std, (3, 11)), relative_drift(bn, (3, 11), "pre")
+    d_bn_post = relative_drift(bn, (3, 11), "post")
     r = d_bn / max(d_std, 1e-12)
     out.append(Claim(
         "c21_stable", "Although BN trains much better, the layer-input distributions of the two networks evolve "
                       "about equally stably (Figure 1c).",
-        f"median step-to-step shift of a unit's mean, in units of its std (layers 3, 11): BN {d_bn:.3g}, "
-        f"standard {d_std:.3g} (ratio {r:.2g})",
+        f"median step-to-step shift of a unit's mean, in units of its std (layers 3, 11), at the conv output: "
+        f"BN {d_bn:.3g}, standard {d_std:.3g} (ratio {r:.2g}); after BatchNorm itself: {d_bn_post:.3g}",
         REPRODUCED if 1 / 3 <= r <= 3 else NOT_REPRODUCED,
-        "reproduced if the two relative shifts are within a factor of 3 of each other",
-        {"bn": d_bn, "std": d_std, "ratio": r}))
+        "reproduced if the conv outputs of the two networks shift within a factor of 3 of each other",
+        {"bn": d_bn, "std": d_std, "ratio": r, "bn_post": d_bn_post}))
     return out
 
 
