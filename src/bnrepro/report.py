@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .budgets import BUDGET_ORDER
+from .budgets import BUDGET_ORDER, get_budget
 from .experiments import Spec, get_run, make_config, resolve_budget
 from .figures import activation_arrays, smooth
 from .records import RunRecord, RunStore
@@ -357,6 +357,18 @@ def status_markdown(budget: str, seeds: Sequence[int], data: str | None = None, 
             paper = c.paper.replace("|", "\\|")
             rows.append(f"| [{number}]({section.doc}.ipynb) | {paper} | {used} | **{c.verdict}** |")
     return "\n".join(rows)
+
+
+def glue_setup(used: str, data_source: str) -> None:
+    """Glue what every chapter says about its setup: the budget used and its sizes, and the data's source."""
+    from myst_nb import glue
+
+    b = get_budget(used)
+    for name, value in {"budget": used, "arch": f"{b.vgg_arch.upper()} at width ×{b.vgg_width:g}",
+                        "batch": b.vgg_batch_size, "vgg_steps": b.vgg_steps, "vgg_every": b.vgg_probe_every,
+                        "dln_steps": b.dln_steps, "dln_every": b.dln_probe_every, "dln_samples": b.dln_samples,
+                        "data_source": data_source}.items():
+        glue(name, value, display=False)
 
 
 def claims_markdown(claims: Sequence[Claim]) -> str:
