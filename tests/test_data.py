@@ -155,7 +155,7 @@ def test_image_folder_archive_reads_labels_and_caches(tmp_path, cache, monkeypat
     archive = write_tar(tmp_path / "tiny.tar.gz", tree())
     first = load_cifar10(archive, cache_dir=cache)
     check_tiny(first)
-    assert first.source == f"image-folder archive {archive}"  # PNG: no JPEG note
+    assert first.source == f"image-folder archive {archive.name}"  # PNG: no JPEG note; no machine path
     assert len(list(cache.glob("*.npz"))) == 1
 
     def no_decode(*a):

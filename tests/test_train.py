@@ -198,6 +198,22 @@ def test_resume_gives_the_uninterrupted_record(data, tmp_path):
     assert_same_arrays(full, resumed)
 
 
+def test_environment_is_read_when_the_run_starts_and_kept_across_a_resume(data, tmp_path, monkeypatch):
+    """The record names the code a run started under (read before the first step, so later edits to the checkout
+    do not mark it modified), and a run resumed under other code says so."""
+    import bnrepro.train as train_mod
+
+    commits = iter(["start", "later"])
+    monkeypatch.setattr(train_mod, "environment",
+                        lambda device: {"git_commit": next(commits), "git_dirty_src": False, "device": str(device)})
+    cfg = tiny_vgg("batch", steps=6)
+    ckpt = tmp_path / "run.pt"
+    assert train(cfg, data, checkpoint=ckpt, stop_after=3) is None
+    rec = train(cfg, data, checkpoint=ckpt)
+    assert rec.env["git_commit"] == "start"
+    assert rec.env["resumed_under"] == {"git_commit": "later", "git_dirty_src": False}
+
+
 class CrashingData:
     """The data set, except that asking for the batch of step `crash_at` raises (a killed process)."""
 

@@ -51,7 +51,7 @@ class Cifar10:
     train_y: torch.Tensor  # int64 [N]
     test_x: torch.Tensor
     test_y: torch.Tensor
-    source: str  # human-readable origin
+    source: str  # human-readable origin: the kind and file name, not the machine's path (records are shared)
     fingerprint: str  # identity of the data (content, sizes), not of its path
     _perm: tuple = field(default=(None, None), init=False, repr=False)  # ((seed, epoch), permutation on device)
 
@@ -188,18 +188,18 @@ def _load_source(path: Path, origin: str, download: bool, cache_dir: Path):
     """Find what `path` holds, then return (arrays, kind, content fingerprint, description), decoding via the cache."""
     batches = path if path.name == BATCHES else path / BATCHES
     if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
-        kind, source, sha = "imagefolder", f"image-folder archive {path}", _sha_file(path)
+        kind, source, sha = "imagefolder", f"image-folder archive {path.name}", _sha_file(path)
         read = lambda: _read_tar(path)
     elif batches.is_dir():
         files = [batches / f for f in BATCH_FILES]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise DataError(f"{batches} lacks {', '.join(missing)}; re-download it (download=True) or {HOW}")
-        kind, source, read = BATCHES, f"{BATCHES} {batches} (canonical CIFAR-10)", lambda: _read_batches(files)
+        kind, source, read = BATCHES, f"{BATCHES} (canonical CIFAR-10)", lambda: _read_batches(files)
         sha = _sha_items((f.name, f.read_bytes()) for f in files)
     elif path.is_dir() and (base := _image_folder_base(path)):
         entries = _scan_dir(base)
-        kind, source, sha = "imagefolder", f"image-folder directory {path}", _sha_items(entries)
+        kind, source, sha = "imagefolder", f"image-folder directory {path.name}", _sha_items(entries)
         read = lambda: _read_image_folder(entries, str(path))
     elif download and not path.is_file():
         return _download(path.parent if path.name == BATCHES else path, origin, cache_dir)

@@ -67,7 +67,7 @@ def environment(device) -> dict:
         name = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     return {
         "bnrepro": bnrepro.__version__, "git_commit": commit, "git_dirty_src": dirty,
-        "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version(),
         "device": str(dev), "device_name": name,
     }
 

@@ -404,8 +404,11 @@ def provenance_markdown(records: Sequence[RunRecord]) -> str:
     def distinct(values) -> str:
         return ", ".join(dict.fromkeys(str(v) for v in values))
 
-    commits = ((r.env.get("git_commit") or "unknown")[:10] + (" (modified)" if r.env.get("git_dirty_src") else "")
-               for r in records)
+    def commit(env: dict) -> str:
+        return (env.get("git_commit") or "unknown")[:10] + (" (modified)" if env.get("git_dirty_src") else "")
+
+    commits = (commit(r.env) + (f", resumed under {commit(r.env['resumed_under'])}" if "resumed_under" in r.env
+                                else "") for r in records)
     rows += ["", f"- Data: {distinct(r.summary.get('data_source', '') for r in records)}",
              f"- bnrepro {distinct(r.env['bnrepro'] for r in records)}, commit {distinct(commits)}; "
              f"torch {distinct(r.env['torch'] for r in records)}, Python {distinct(r.env['python'] for r in records)}"]

@@ -168,6 +168,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
     probe_steps = set(cfg.probe_steps())
 
     st = _State()
+    env = environment(device)  # read before training: the code imported now is the code that runs
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt and ckpt.exists():
         saved = torch.load(ckpt, map_location=device, weights_only=True)
@@ -176,6 +177,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optim"])
         st = _State(**{k: saved["state"][k] for k in ("step", "wall", "losses", "accs", "evals", "probes")})
+        env = _resumed_env(saved["env"], env)
         if recorder:
             recorder.moments.copy_(saved["moments"])
             recorder.quantiles = list(saved["quantiles"])
@@ -186,7 +188,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
     def save_checkpoint():
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "optim": opt.state_dict(),
+        torch.save({"config": cfg.to_dict(), "env": env, "model": model.state_dict(), "optim": opt.state_dict(),
                     "state": dataclasses.asdict(st),
                     "moments": recorder.moments if recorder else None,
                     "quantiles": recorder.quantiles if recorder else [],
@@ -266,13 +268,21 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         st.evals.append((cfg.steps, *evaluate(model, data)))
     if recorder:
         recorder.close()
-    record = _make_record(cfg, st, recorder, diverged_at, device, data)
+    record = _make_record(cfg, st, recorder, diverged_at, env, data)
     if ckpt:
         ckpt.unlink(missing_ok=True)
     return record
 
 
-def _make_record(cfg, st: _State, recorder, diverged_at, device, data) -> RunRecord:
+def _resumed_env(started: dict, now: dict) -> dict:
+    """The environment of a resumed run: the one it started under, plus the code it finished under if that differs."""
+    env = dict(started)
+    if (now["git_commit"], now["git_dirty_src"]) != (started["git_commit"], started["git_dirty_src"]):
+        env["resumed_under"] = {"git_commit": now["git_commit"], "git_dirty_src": now["git_dirty_src"]}
+    return env
+
+
+def _make_record(cfg, st: _State, recorder, diverged_at, env: dict, data) -> RunRecord:
     n = len(st.losses)
     arrays: dict[str, np.ndarray] = {"train_loss": np.asarray(st.losses, np.float32)}
     if not cfg.is_dln:
@@ -314,5 +324,5 @@ def _make_record(cfg, st: _State, recorder, diverged_at, device, data) -> RunRec
         summary["data_fingerprint"] = data.fingerprint
     else:
         summary["data_source"] = f"Gaussian regression, {cfg.dln_samples} samples (seed {cfg.seed})"
-    return RunRecord(cfg.to_dict(), environment(device), "diverged" if diverged_at is not None else "completed",
+    return RunRecord(cfg.to_dict(), env, "diverged" if diverged_at is not None else "completed",
                      summary, arrays)
