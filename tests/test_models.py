@@ -119,6 +119,35 @@ def test_noisy_bn_eval_is_plain_batchnorm():
     assert torch.equal(noisy(x), plain(x))
 
 
+@torch.no_grad()
+def test_noisy_bn_noise_does_not_depend_on_the_layout():
+    """A channels-last input gets the values of its NCHW copy up to BatchNorm's float rounding (the noise, about 0.1
+    per element, is drawn in logical order) and keeps its layout."""
+    x = torch.randn(4, 6, 5, 5)
+    bn = NoisyBatchNorm(6).train()
+    out, out_cl = bn(x), bn(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_cl, out, rtol=1e-5, atol=1e-5)
+    assert out_cl.is_contiguous(memory_format=torch.channels_last) and out.is_contiguous()
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "noisy"])
+@torch.no_grad()
+def test_vgg_computes_channels_last_and_matches_nchw(norm):
+    """VGG's conv weights are channels-last, so its feature maps are NHWC even for an NCHW batch; the outputs agree
+    with the same network in NCHW to float rounding."""
+    torch.manual_seed(0)
+    model = VGG("vgg11", norm=norm, width=0.125).train()
+    assert all(l.linear.weight.is_contiguous(memory_format=torch.channels_last) for l in model.conv_layers())
+    seen = []
+    model.conv_layers()[1].register_forward_hook(lambda m, i, o: seen.append(o))
+    x = torch.randn(8, 3, 32, 32)
+    out = model(x)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    nchw = VGG("vgg11", norm=norm, width=0.125).train().to(memory_format=torch.contiguous_format)
+    nchw.load_state_dict(model.state_dict())
+    torch.testing.assert_close(nchw(x), out, rtol=1e-4, atol=1e-4)
+
+
 def lp_denominator(x: torch.Tensor, p: float) -> torch.Tensor:
     """(mean |x|^p)^(1/p), or max |x| for p = inf, per channel over every dim but 1, on the UN-centred x."""
     xt = x.transpose(0, 1).reshape(x.shape[1], -1).double()

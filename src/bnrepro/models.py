@@ -65,7 +65,11 @@ class NoisyBatchNorm(nn.BatchNorm2d):
         sigma = 1 + torch.rand(c, generator=g, device=a.device) * (self.n_sigma - 1)
         m = mu.view(shape) + (torch.rand(a.shape, generator=g, device=a.device) * 2 - 1) * self.r_mu
         s = sigma.view(shape) + torch.randn(a.shape, generator=g, device=a.device) * self.r_sigma
-        return s.to(a.dtype) * a + m.to(a.dtype)
+        # The noise is drawn in logical (N, C, H, W) order whatever a's layout; the result keeps a's layout, since
+        # a layout change here would cost the next convolution a conversion.
+        layout = torch.channels_last if a.dim() == 4 and a.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        return (s.to(a.dtype) * a + m.to(a.dtype)).contiguous(memory_format=layout)
 
 
 class LpNorm(nn.Module):
@@ -168,6 +172,9 @@ class VGG(nn.Module):
         for i, layer in enumerate(self.conv_layers()):
             if isinstance(layer.norm, NoisyBatchNorm):
                 layer.norm.layer_index = i + 1
+        # Channels-last weights make every conv compute in NHWC (inputs may stay NCHW): a VGG-16 ×1/8 training step
+        # ran 1.4x faster on one CPU thread, and NHWC is cuDNN's native layout for tensor-core convolutions.
+        self.to(memory_format=torch.channels_last)
 
     def conv_layers(self) -> list[Layer]:
         return [m for m in self.features if isinstance(m, Layer)]
