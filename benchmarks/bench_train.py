@@ -14,6 +14,9 @@ lr 0.1, trained
       workers), `.to(device, non_blocking=True)` per batch and the same forward/backward/SGD step. It does not sync
       per step (no loss.item()), which favours it.
 
+Then (c): the same DataLoader alone, batches moved to the device and no model, which is the most (b) could reach
+on any device: where (c) is not far above (b), the loop waits for its data.
+
 Throughput is images/s over windows of steps after a warm-up; the reported number is the median over windows,
 pooled over `--rounds` rounds that alternate (a) and (b) so background load hits both alike.
 
@@ -132,13 +135,15 @@ def run_bnrepro(data, device, width, warmup, steps, window) -> list[float]:
     return throughputs(stamped.stamps, window)
 
 
-def run_conventional(dataset, device, width, warmup, steps, window, workers) -> list[float]:
-    """Images/s per window of a conventional DataLoader loop with the same model and SGD step."""
+def run_conventional(dataset, device, width, warmup, steps, window, workers, train: bool = True) -> list[float]:
+    """Images/s per window of a conventional DataLoader loop with the same model and SGD step; with train=False,
+    of the loader alone (batches moved to the device, no model): the most the loop could reach on any device."""
     from torch.utils.data import DataLoader
 
     torch.manual_seed(SEED)
-    model = VGG("vgg16", norm="batch", width=width).to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    if train:
+        model = VGG("vgg16", norm="batch", width=width).to(device).train()
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
 
@@ -155,6 +160,8 @@ def run_conventional(dataset, device, width, warmup, steps, window, workers) -> 
             break
         x, y = next(it)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if not train:
+            continue
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -185,11 +192,14 @@ def bench_device(device: torch.device, args, root: str, described: str, dataset)
         theirs += run_conventional(dataset, device, width, warmup, steps, window, args.workers)
         print(f"   round {r + 1}: bnrepro {statistics.median(ours[-steps // window:]):8.0f} img/s, "
               f"conventional {statistics.median(theirs[-steps // window:]):8.0f} img/s", flush=True)
+    loader_only = run_conventional(dataset, device, width, warmup, steps, window, args.workers, train=False)
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"   (a) bnrepro trainer (bnrepro.train.train, data on device): {a:8.0f} img/s "
           f"(windows {min(ours):.0f}..{max(ours):.0f})")
     print(f"   (b) conventional torchvision DataLoader loop:              {b:8.0f} img/s "
           f"(windows {min(theirs):.0f}..{max(theirs):.0f})")
+    print(f"   (c) the conventional DataLoader alone, no model:          {statistics.median(loader_only):8.0f} img/s "
+          f"(the ceiling of (b) at num_workers={args.workers})")
     print(f"   ratio bnrepro / conventional: {a / b:.2f}", flush=True)
     del data
     if cuda:
