@@ -198,11 +198,22 @@ def test_resume_gives_the_uninterrupted_record(data, tmp_path):
     assert_same_arrays(full, resumed)
 
 
+def test_environment_names_code_libraries_device_and_cuda_float_settings(monkeypatch):
+    """environment() says what produced a run; on CUDA also whether float32 convolutions and matmuls ran in TF32."""
+    from bnrepro.records import environment
+
+    env = environment("cpu")
+    assert env["git_commit"] and isinstance(env["torch"], str) and env["device_name"].startswith("CPU")
+    assert json.loads(json.dumps(env)) == env and "cudnn_tf32" not in env
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev: "Fake GPU")
+    cuda = environment("cuda")
+    assert cuda["device_name"] == "Fake GPU" and cuda["cudnn_tf32"] is torch.backends.cudnn.allow_tf32
+    assert cuda["matmul_precision"] == torch.get_float32_matmul_precision()
+
+
 def test_environment_is_read_when_the_run_starts_and_kept_across_a_resume(data, tmp_path, monkeypatch):
     """The record names the code a run started under (read before the first step, so later edits to the checkout
     do not mark it modified), and a run resumed under other code says so."""
-    import bnrepro.train as train_mod
-
     commits = iter(["start", "later"])
     monkeypatch.setattr(train_mod, "environment",
                         lambda device: {"git_commit": next(commits), "git_dirty_src": False, "device": str(device)})

@@ -61,15 +61,18 @@ def environment(device) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     dev = torch.device(device)
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-    else:
-        name = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    return {
+    env = {
         "bnrepro": bnrepro.__version__, "git_commit": commit, "git_dirty_src": dirty,
         "torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version(),
-        "device": str(dev), "device_name": name,
+        "device": str(dev),
     }
+    if dev.type == "cuda":
+        # TF32 rounds float32 convolutions/matmuls to a 10-bit mantissa on Ampere and later: part of what ran
+        env.update(device_name=torch.cuda.get_device_name(dev), cudnn_tf32=torch.backends.cudnn.allow_tf32,
+                   matmul_precision=torch.get_float32_matmul_precision())
+    else:
+        env["device_name"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return env
 
 
 def _atomic_write(path: Path, write) -> None:
