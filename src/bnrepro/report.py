@@ -344,8 +344,49 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     runs that are not recorded are trained and stored."""
     section = SECTIONS[number]
     used = resolve_budget(budget, list(section.specs), list(seeds))
-    runs = {(s.model, s.norm, s.lr): get_run(s, used, seeds[0], data=data, device=device) for s in section.specs}
-    return used, runs
+    return used, _section_runs(section, used, seeds[0], data, device)
+
+
+def _section_runs(section: Section, budget: str, seed: int, data, device) -> dict[tuple[str, str, float], RunRecord]:
+    return {(s.model, s.norm, s.lr): get_run(s, budget, seed, data=data, device=device) for s in section.specs}
+
+
+def claims_by_seed(budget: str, seeds: Sequence[int], data: str | None = None,
+                   device: str | None = None) -> dict[str, tuple[str, list[list[Claim]]]]:
+    """For every section: the budget used (the most faithful with every seed recorded, for "best") and its claims
+    computed separately on each seed's runs (missing runs are trained and stored)."""
+    out = {}
+    for number, section in SECTIONS.items():
+        used = resolve_budget(budget, list(section.specs), list(seeds))
+        out[number] = used, [section.claims(_section_runs(section, used, seed, data, device)) for seed in seeds]
+    return out
+
+
+def seed_agreement(by_seed: dict[str, tuple[str, list[list[Claim]]]]) -> tuple[int, int]:
+    """(claims whose verdict is the same at every seed, claims in all)."""
+    same = [len({claims[i].verdict for claims in per_seed}) == 1
+            for _, per_seed in by_seed.values() for i in range(len(per_seed[0]))]
+    return sum(same), len(same)
+
+
+def seeds_markdown(by_seed: dict[str, tuple[str, list[list[Claim]]]], seeds: Sequence[int]) -> str:
+    """A table of every claim's verdict at each seed, then what was measured at each seed, claim by claim."""
+    head = "| Section | The paper says | Budget | " + " | ".join(f"Seed {s}" for s in seeds) + " | Across seeds |"
+    rows, details = [head, "|---" * (len(seeds) + 4) + "|"], []
+    for number, (used, per_seed) in by_seed.items():
+        doc = SECTIONS[number].doc
+        details.append(f"### Section {number} at the `{used}` budget\n")
+        for i, claim in enumerate(per_seed[0]):
+            verdicts = [claims[i].verdict for claims in per_seed]
+            n_rep = verdicts.count(REPRODUCED)
+            across = f"**{verdicts[0]}** at every seed" if len(set(verdicts)) == 1 else \
+                f"**mixed**: reproduced at {n_rep} of {len(seeds)}"
+            paper = claim.paper.replace("|", "\\|")
+            rows.append(f"| [{number}]({doc}.ipynb) | {paper} | {used} | " + " | ".join(verdicts) + f" | {across} |")
+            details.append(f"- {paper}")
+            details += [f"  - seed {s}: {claims[i].ours} ({claims[i].verdict})" for s, claims in zip(seeds, per_seed)]
+        details.append("")
+    return "\n".join(rows + [""] + details)
 
 
 def status_markdown(budget: str, seeds: Sequence[int], data: str | None = None, device: str | None = None) -> str:
