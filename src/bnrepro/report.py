@@ -369,20 +369,24 @@ def seed_agreement(by_seed: dict[str, tuple[str, list[list[Claim]]]]) -> tuple[i
     return sum(same), len(same)
 
 
+_SHORT = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no"}
+
+
 def seeds_markdown(by_seed: dict[str, tuple[str, list[list[Claim]]]], seeds: Sequence[int]) -> str:
-    """A table of every claim's verdict at each seed, then what was measured at each seed, claim by claim."""
-    head = "| Section | The paper says | Budget | " + " | ".join(f"Seed {s}" for s in seeds) + " | Across seeds |"
-    rows, details = [head, "|---" * (len(seeds) + 4) + "|"], []
+    """A table of every claim's verdict at each seed (yes / partly / no), then what was measured at each seed,
+    claim by claim. Section links start at the book's root, so the table works on a page in any folder."""
+    head = "| Section | The paper says | " + " | ".join(f"Seed {s}" for s in seeds) + " | Across seeds |"
+    rows, details = [head, "|---" * (len(seeds) + 3) + "|"], []
     for number, (used, per_seed) in by_seed.items():
         doc = SECTIONS[number].doc
         details.append(f"### Section {number} at the `{used}` budget\n")
         for i, claim in enumerate(per_seed[0]):
             verdicts = [claims[i].verdict for claims in per_seed]
-            n_rep = verdicts.count(REPRODUCED)
             across = f"**{verdicts[0]}** at every seed" if len(set(verdicts)) == 1 else \
-                f"**mixed**: reproduced at {n_rep} of {len(seeds)}"
+                f"**mixed**: reproduced at {verdicts.count(REPRODUCED)} of {len(seeds)}"
             paper = claim.paper.replace("|", "\\|")
-            rows.append(f"| [{number}]({doc}.ipynb) | {paper} | {used} | " + " | ".join(verdicts) + f" | {across} |")
+            rows.append(f"| [{number}](/{doc}.ipynb) `{used}` | {paper} | "
+                        + " | ".join(_SHORT[v] for v in verdicts) + f" | {across} |")
             details.append(f"- {paper}")
             details += [f"  - seed {s}: {claims[i].ours} ({claims[i].verdict})" for s, claims in zip(seeds, per_seed)]
         details.append("")
