@@ -382,8 +382,8 @@ def seeds_markdown(by_seed: dict[str, tuple[str, list[list[Claim]]]], seeds: Seq
         details.append(f"### Section {number} at the `{used}` budget\n")
         for i, claim in enumerate(per_seed[0]):
             verdicts = [claims[i].verdict for claims in per_seed]
-            across = f"**{verdicts[0]}** at every seed" if len(set(verdicts)) == 1 else \
-                f"**mixed**: reproduced at {verdicts.count(REPRODUCED)} of {len(seeds)}"
+            across = f"**{verdicts[0]}** at every seed" if len(set(verdicts)) == 1 else "**mixed**: " + ", ".join(
+                f"{verdicts.count(v)} {_SHORT[v]}" for v in _SHORT if v in verdicts)
             paper = claim.paper.replace("|", "\\|")
             rows.append(f"| [{number}](/{doc}.ipynb) `{used}` | {paper} | "
                         + " | ".join(_SHORT[v] for v in verdicts) + f" | {across} |")
