@@ -89,13 +89,22 @@ def is_notebook(path: Path) -> bool:
     return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
 
 
+# Appendix pages that compute runs as the chapters do (the seeds page trains the other seeds' runs if missing).
+COMPUTING_APPENDIX = {Path("appendix/seeds.md")}
+
+
 def notebook_pages() -> list[Path]:
-    """Every notebook page of the book, as its source .md, in execution order: chapters first (they compute the
-    runs), then the intro and the appendix, whose tables summarise every stored run."""
+    """Every notebook page of the book, as its source .md, in execution order: the pages that compute runs first
+    (chapters, then the seeds appendix), then the intro and the rest of the appendix, whose tables summarise every
+    stored run and so must see all of them."""
     pages = (p for p in BOOK.rglob("*.md") if not NOT_STAGED & set(p.relative_to(BOOK).parts))
-    order = {"chapters": 0, "appendix": 2}
-    return sorted((p for p in pages if is_notebook(p)),
-                  key=lambda p: (order.get(p.relative_to(BOOK).parts[0], 1), str(p)))
+
+    def rank(page: Path) -> int:
+        rel = page.relative_to(BOOK)
+        return {"chapters": 0}.get(rel.parts[0], 1 if rel in COMPUTING_APPENDIX else 3 if rel.parts[0] == "appendix"
+                                   else 2)
+
+    return sorted((p for p in pages if is_notebook(p)), key=lambda p: (rank(p), str(p)))
 
 
 def stage() -> dict[Path, bytes]:
