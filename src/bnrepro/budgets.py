@@ -1,7 +1,7 @@
 """Named compute budgets: every size knob of every experiment, in one commented place.
 
-`smoke` runs the whole book in seconds on a CPU (CI), `cpu` runs it on two CPU cores in about an hour with real
-CIFAR-10 and a narrower VGG, `paper` is the paper's setup (Appendix A.1) for a GPU.
+`smoke` runs the whole book in seconds on a CPU (CI), `cpu` runs it on a CPU with real CIFAR-10 and a narrower VGG
+(about 30 min of one-thread training per seed), `paper` is the paper's setup (Appendix A.1) for a GPU.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ BUDGETS: dict[str, Budget] = {
     ),
     "cpu": Budget(
         name="cpu",
-        description="the whole book on two CPU cores in about an hour: VGG-16 at 1/8 width, fewer steps, real CIFAR-10",
+        description="real CIFAR-10 on a CPU: VGG-16 at 1/8 width, fewer steps; about 30 min of one-thread training "
+                    "per seed of the whole book (the seeds appendix uses three)",
         vgg_arch="vgg16", vgg_width=1 / 8, vgg_steps=2500, vgg_batch_size=128,
         eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
