@@ -177,7 +177,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optim"])
         st = _State(**{k: saved["state"][k] for k in ("step", "wall", "losses", "accs", "evals", "probes")})
-        env = _resumed_env(saved["env"], env)
+        env = _resumed_env(saved.get("env", env), env)  # checkpoints older than this field hold no environment
         if recorder:
             recorder.moments.copy_(saved["moments"])
             recorder.quantiles = list(saved["quantiles"])
