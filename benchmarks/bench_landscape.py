@@ -87,11 +87,11 @@ def main() -> None:
                 "step": train_step(ctx), "loop": lambda: measure_landscape(ctx, grid, mode="loop")}
             if vmap_runs(ctx, grid):
                 fns["vmap"] = lambda: measure_landscape(ctx, grid, mode="vmap")
-            t = {k: v / 1e3 for k, v in time_calls(fns, args.repeats, torch.device(device), statistics.median).items()}
+            t = time_calls(fns, args.repeats, torch.device(device), statistics.median)  # ms
             vm = t.get("vmap", float("nan"))
             auto = preferred_mode(torch.device(device)) if "vmap" in t else "loop"
             faster = "vmap" if vm < t["loop"] else "loop"
-            print(f"{device:6} {label:28} {t['step'] * 1e3:9.1f} {t['loop'] * 1e3:9.1f} {vm * 1e3:9.1f} "
+            print(f"{device:6} {label:28} {t['step']:9.1f} {t['loop']:9.1f} {vm:9.1f} "
                   f"{t['loop'] / vm:9.2f} {t['loop'] / t['step']:9.2f} {auto:>5} {faster:>6}")
 
 

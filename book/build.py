@@ -101,8 +101,11 @@ def notebook_pages() -> list[Path]:
 
     def rank(page: Path) -> int:
         rel = page.relative_to(BOOK)
-        return {"chapters": 0}.get(rel.parts[0], 1 if rel in COMPUTING_APPENDIX else 3 if rel.parts[0] == "appendix"
-                                   else 2)
+        if rel.parts[0] == "chapters":
+            return 0
+        if rel in COMPUTING_APPENDIX:
+            return 1
+        return 3 if rel.parts[0] == "appendix" else 2
 
     return sorted((p for p in pages if is_notebook(p)), key=lambda p: (rank(p), str(p)))
 

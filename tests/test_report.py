@@ -33,3 +33,14 @@ def test_seeds_markdown_has_a_column_per_seed_and_every_seed_s_numbers():
     for s in range(3):
         assert f"  - seed {s}: b{s} (" in text
     assert "### Section 2.1 at the `cpu` budget" in text
+
+
+def test_budgets_markdown_has_a_column_per_budget_and_a_row_per_setting():
+    from bnrepro.budgets import BUDGET_ORDER, BUDGETS
+
+    lines = report.budgets_markdown().splitlines()
+    assert lines[0] == "| setting | " + " | ".join(f"`{b}`" for b in BUDGET_ORDER) + " |"
+    row = next(line for line in lines if line.startswith("| `vgg_steps` |"))
+    assert row == "| `vgg_steps` | " + " | ".join(str(BUDGETS[b].vgg_steps) for b in BUDGET_ORDER) + " |"
+    for b in BUDGET_ORDER:
+        assert f"- `{b}`: {BUDGETS[b].description}" in lines

@@ -21,7 +21,7 @@ from .probes import ProbeContext
 from .probes.ics import measure_ics
 from .probes.landscape import DLN_GRID, VGG_GRID, measure_landscape, preferred_mode
 from .records import environment
-from .train import dln_loss, pick_device
+from .train import cpu_settings, dln_loss, pick_device
 
 
 def _context(model: str, budget: str, device: torch.device) -> tuple[ProbeContext, tuple[float, ...]]:
@@ -60,23 +60,6 @@ def time_calls(fns: dict[str, Callable[[], object]], repeats: int, device: torch
     return {k: reduce(v) for k, v in samples.items()}
 
 
-class _TrainingSettings:
-    """The CPU settings `bnrepro.train.train` uses (flush denormals; one thread for the DLN), restored on exit."""
-
-    def __init__(self, model: str, device: torch.device):
-        self.model, self.device = model, device
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        if self.device.type == "cpu":
-            torch.set_flush_denormal(True)  # repeated steps on one batch drive values into slow denormal floats
-            if self.model == "dln":
-                torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)
-
-
 def _step_fn(ctx: ProbeContext) -> Callable[[], None]:
     opt = torch.optim.SGD(ctx.model.parameters(), lr=ctx.lr)
 
@@ -96,7 +79,7 @@ def probe_cost(model: str, budget: str, device: str | None = None, repeats: int 
     `device` (its name, as in the run records).
     """
     dev = pick_device(device)
-    with _TrainingSettings(model, dev):
+    with cpu_settings(model == "dln", dev):
         ctx, grid = _context(model, budget, dev)
         fns = {"step": _step_fn(ctx), "loop": lambda: measure_landscape(ctx, grid, "loop")}
         try:
@@ -119,7 +102,7 @@ def ics_cost(model: str, budget: str, device: str | None = None, repeats: int = 
     `probe_per_step` and `device`."""
     dev = pick_device(device)
     layers = DLN_ICS_LAYERS if model == "dln" else VGG_ICS_LAYERS
-    with _TrainingSettings(model, dev):
+    with cpu_settings(model == "dln", dev):
         ctx, _ = _context(model, budget, dev)
         t = time_calls({"step": _step_fn(ctx), "probe": lambda: measure_ics(ctx, layers)}, repeats, dev)
         name = environment(dev)["device_name"]

@@ -31,9 +31,14 @@ class Spec:
     lr: float
 
 
+def _data_location(root: str | None, budget: Budget) -> str | None:
+    """The argument, else BNREPRO_DATA, else the budget's default (None if there is none)."""
+    return root or os.environ.get("BNREPRO_DATA") or budget.default_data
+
+
 def data_root(root: str | None, budget: Budget) -> str:
-    """The data location: the argument, else BNREPRO_DATA, else the budget's default; else a clear error."""
-    root = root or os.environ.get("BNREPRO_DATA") or budget.default_data
+    """The data location (see `_data_location`), or a clear error naming how to give one."""
+    root = _data_location(root, budget)
     if not root:
         raise ValueError(
             f"the {budget.name!r} budget trains on CIFAR-10 but no data location was given: pass data=PATH "
@@ -90,7 +95,7 @@ def get_run(spec: Spec, budget: str, seed: int = 0, *, data: str | None = None, 
             store: RunStore | None = None, force: bool = False, progress: bool = False) -> RunRecord:
     """The stored record of a book run, training and storing it first if it is missing (or if `force`)."""
     b = get_budget(budget)
-    root = data or os.environ.get("BNREPRO_DATA") or b.default_data
+    root = _data_location(data, b)
     kind = data_kind(str(root)) if root else "cifar10"  # stored CIFAR-10 runs load without the data at hand
     return get_or_train(make_config(spec, b, seed, kind), root, device=device, store=store, force=force,
                         progress=progress)

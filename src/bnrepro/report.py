@@ -7,11 +7,11 @@ a verdict by hand. A chapter glues each claim's values into its prose and shows 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .budgets import BUDGET_ORDER, get_budget
+from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget
 from .experiments import Spec, get_run, make_config, resolve_budget
 from .figures import activation_arrays, smooth
 from .records import RunRecord, RunStore
@@ -338,6 +338,16 @@ SECTIONS = {
 }
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a literal | (as in |Δ mean|) would split the cell."""
+    return text.replace("|", "\\|")
+
+
+def _section_link(number: str) -> str:
+    """A link to a section's chapter from the book's root, so it works on a page in any folder."""
+    return f"[{number}](/{SECTIONS[number].doc}.ipynb)"
+
+
 def load_section(number: str, budget: str, seeds: Sequence[int], data: str | None = None,
                  device: str | None = None) -> tuple[str, dict[tuple[str, str, float], RunRecord]]:
     """The budget used ("best" resolved) and the section's runs of the first seed, keyed (model, norm, lr);
@@ -374,18 +384,17 @@ _SHORT = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no"}
 
 def seeds_markdown(by_seed: dict[str, tuple[str, list[list[Claim]]]], seeds: Sequence[int]) -> str:
     """A table of every claim's verdict at each seed (yes / partly / no), then what was measured at each seed,
-    claim by claim. Section links start at the book's root, so the table works on a page in any folder."""
+    claim by claim."""
     head = "| Section | The paper says | " + " | ".join(f"Seed {s}" for s in seeds) + " | Across seeds |"
     rows, details = [head, "|---" * (len(seeds) + 3) + "|"], []
     for number, (used, per_seed) in by_seed.items():
-        doc = SECTIONS[number].doc
         details.append(f"### Section {number} at the `{used}` budget\n")
         for i, claim in enumerate(per_seed[0]):
             verdicts = [claims[i].verdict for claims in per_seed]
             across = f"**{verdicts[0]}** at every seed" if len(set(verdicts)) == 1 else "**mixed**: " + ", ".join(
                 f"{verdicts.count(v)} {_SHORT[v]}" for v in _SHORT if v in verdicts)
-            paper = claim.paper.replace("|", "\\|")
-            rows.append(f"| [{number}](/{doc}.ipynb) `{used}` | {paper} | "
+            paper = _cell(claim.paper)
+            rows.append(f"| {_section_link(number)} `{used}` | {paper} | "
                         + " | ".join(_SHORT[v] for v in verdicts) + f" | {across} |")
             details.append(f"- {paper}")
             details += [f"  - seed {s}: {claims[i].ours} ({claims[i].verdict})" for s, claims in zip(seeds, per_seed)]
@@ -399,8 +408,16 @@ def status_markdown(budget: str, seeds: Sequence[int], data: str | None = None, 
     for number, section in SECTIONS.items():
         used, runs = load_section(number, budget, seeds, data, device)
         for c in section.claims(runs):
-            paper = c.paper.replace("|", "\\|")
-            rows.append(f"| [{number}]({section.doc}.ipynb) | {paper} | {used} | **{c.verdict}** |")
+            rows.append(f"| {_section_link(number)} | {_cell(c.paper)} | {used} | **{c.verdict}** |")
+    return "\n".join(rows)
+
+
+def budgets_markdown() -> str:
+    """Every budget's settings side by side, read from `bnrepro.budgets`, then each budget's description."""
+    names = [f.name for f in fields(Budget) if f.name not in ("name", "description")]
+    rows = ["| setting | " + " | ".join(f"`{b}`" for b in BUDGET_ORDER) + " |", "|---" * (len(BUDGET_ORDER) + 1) + "|"]
+    rows += [f"| `{n}` | " + " | ".join(str(getattr(BUDGETS[b], n)) for b in BUDGET_ORDER) + " |" for n in names]
+    rows += ["", *(f"- `{b}`: {BUDGETS[b].description}" for b in BUDGET_ORDER)]
     return "\n".join(rows)
 
 
@@ -419,10 +436,7 @@ def glue_setup(used: str, data_source: str) -> None:
 def claims_markdown(claims: Sequence[Claim]) -> str:
     """A Markdown table: the paper's claim, our numbers, the verdict and the rule that decided it."""
     rows = ["| The paper says | We measured | Verdict | Rule |", "|---|---|---|---|"]
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")  # a literal | (as in |Δ mean|) would split the cell
-
-    rows += [f"| {cell(c.paper)} | {cell(c.ours)} | **{c.verdict}** | {cell(c.rule)} |" for c in claims]
+    rows += [f"| {_cell(c.paper)} | {_cell(c.ours)} | **{c.verdict}** | {_cell(c.rule)} |" for c in claims]
     return "\n".join(rows)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,13 +139,21 @@ def train(cfg: RunConfig, data=None, *, device: str | torch.device | None = None
     it then returns None.
     """
     device = pick_device(device)
+    with cpu_settings(cfg.is_dln, device):
+        return _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after)
+
+
+@contextmanager
+def cpu_settings(is_dln: bool, device: torch.device):
+    """The CPU settings training runs under (timings of training steps use them too); the thread count is restored
+    on exit."""
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # denormal floats slow CPU math ~30x once the DLN's gradients get tiny
-        if cfg.is_dln:
+        if is_dln:
             torch.set_num_threads(1)  # the DLN's 10-wide ops are too small for threads: 2 threads ran 6x slower
     try:
-        return _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after)
+        yield
     finally:
         torch.set_num_threads(threads)
 
