@@ -72,7 +72,22 @@ def environment(device) -> dict:
                    matmul_precision=torch.get_float32_matmul_precision())
     else:
         env["device_name"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    # The arithmetic: which vector kernels PyTorch picked (ATEN_CPU_CAPABILITY overrides it) and on how many
+    # threads. Float results are bit-reproducible only on the same capability and thread count.
+    env.update(cpu_model=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+               threads=torch.get_num_threads())
     return env
+
+
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux, else `platform.processor()`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _atomic_write(path: Path, write) -> None:

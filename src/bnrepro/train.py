@@ -13,6 +13,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ from .models import NORMS, NoisyBatchNorm, build_model, dln_data
 from .probes import ProbeContext
 from .probes.activations import ActivationRecorder
 from .records import RunRecord, environment
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class RunConfig:
     ics_params: str = "weight"  # which parameters are "layer i" in Definition 2.1: weight | layer
     landscape_grid: tuple[float, ...] = ()  # step sizes as multiples of lr
     dln_samples: int = 1000
+    # --- Fields added after records existed: `to_dict` leaves them out at their default, so older records keep
+    # their identity (the config hash). Add new fields below this line, with a default that changes nothing. ---
+    dtype: str = "float32"  # float32 | float64: the arithmetic of weights, data and probes
+    dln_loss_scale: float = 1.0  # the DLN's loss is this times the summed squared error (see `dln_loss`)
 
     def __post_init__(self):
         if self.norm not in NORMS:
@@ -58,13 +66,23 @@ class RunConfig:
         for name in ("steps", "batch_size", "eval_every", "probe_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
+        if not (self.dln_loss_scale > 0 and math.isfinite(self.dln_loss_scale)):
+            raise ValueError(f"dln_loss_scale must be a positive number, got {self.dln_loss_scale!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
 
     @property
     def is_dln(self) -> bool:
         return self.model == "dln"
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """The config as JSON-ready values, without the later fields that are at their default (see above)."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {k: v for k, v in d.items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
@@ -75,6 +93,10 @@ class RunConfig:
         return list(range(0, self.steps, self.probe_every))
 
 
+_LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
+                   if f.name in ("dtype", "dln_loss_scale")}
+
+
 def pick_device(device: str | None = None) -> torch.device:
     """`device`, or "auto"/None: CUDA when present, else CPU."""
     if device in (None, "auto"):
@@ -82,9 +104,14 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
-def dln_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Summed squared error ||W_k...W_1 x - A x||^2 over the whole data set (the paper's sum reading)."""
-    return (out - target).pow(2).sum()
+def dln_loss(out: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """`scale` times the summed squared error ||W_k...W_1 x - A x||^2 over the whole data set.
+
+    scale 1 is the book's reading (the paper's "sum"); gradient descent on scale*L at LR eta follows exactly the
+    trajectory of L at LR scale*eta, with every loss multiplied by scale (see the setup appendix).
+    """
+    err = (out - target).pow(2).sum()
+    return err if scale == 1 else scale * err
 
 
 @dataclass
@@ -104,8 +131,9 @@ def evaluate(model: nn.Module, data) -> tuple[float, float]:
     """Test loss and accuracy in evaluation mode (running statistics; noisy BN without noise)."""
     model.eval()
     total, loss, correct = 0, 0.0, 0
+    dtype = next(model.parameters()).dtype
     for x, y in data.test_batches(1000):
-        out = model(x)
+        out = model(x.to(dtype))
         loss += F.cross_entropy(out, y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
         total += len(y)
@@ -162,15 +190,15 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
     if not cfg.is_dln and data is None:
         raise ValueError("a VGG run needs data: pass a bnrepro.data.Cifar10 (see bnrepro.data.load_cifar10)")
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.norm, cfg.width).to(device)
+    model = build_model(cfg.model, cfg.norm, cfg.width).to(device=device, dtype=cfg.torch_dtype)
     model.train()
     noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
     for m in noisy:
         m.noise_seed = cfg.seed
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # plain SGD: no momentum, no weight decay
     if cfg.is_dln:
-        dx, dy = (t.to(device) for t in dln_data(cfg.dln_samples, seed=cfg.seed))
-        loss_fn = dln_loss
+        dx, dy = (t.to(device=device, dtype=cfg.torch_dtype) for t in dln_data(cfg.dln_samples, seed=cfg.seed))
+        loss_fn = partial(dln_loss, scale=cfg.dln_loss_scale)
     else:
         loss_fn = F.cross_entropy
     recorder = ActivationRecorder(model, cfg.act_layers, cfg.steps, cfg.seed, device) if cfg.act_layers else None
@@ -234,6 +262,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
             x, y = dx, dy
         else:
             x, y = data.batch(step, cfg.batch_size, cfg.seed, augment=cfg.augment)
+            x = x.to(cfg.torch_dtype)
             if step % cfg.eval_every == 0:
                 st.evals.append((step, *evaluate(model, data)))
         for m in noisy:
