@@ -6,28 +6,16 @@ a verdict by hand. A chapter glues each claim's values into its prose and shows 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import fields
 
 import numpy as np
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget
 from .experiments import Spec, get_run, make_config, resolve_budget
 from .figures import activation_arrays, smooth
+from .claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section, _cell, claims_markdown, glue_claims  # noqa: F401
 from .records import RunRecord, RunStore
-
-REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
-
-
-@dataclass
-class Claim:
-    key: str  # glue prefix, e.g. "c21_generalise"
-    paper: str  # what the paper says, with its numbers
-    ours: str  # what we measured, formatted
-    verdict: str
-    rule: str  # how the verdict was decided
-    values: dict = field(default_factory=dict)  # numbers to glue as f"{key}_{name}"
-
 
 def _train_acc(rec: RunRecord) -> float:
     return 0.0 if rec.status == "diverged" else rec.summary["final_train_acc"]
@@ -312,17 +300,6 @@ def claims_sec31(runs: dict[tuple[str, str, float], RunRecord]) -> list[Claim]:
     return out
 
 
-@dataclass(frozen=True)
-class Section:
-    """A chapter's share of the book: the paper section it reproduces, the runs it needs and its claims."""
-
-    number: str
-    title: str
-    doc: str  # the chapter's path in the book, for links from the replication-status table
-    specs: tuple[Spec, ...]
-    claims: Callable[[dict], list[Claim]]
-
-
 SECTIONS = {
     "2.1": Section("2.1", "Does BatchNorm's performance stem from controlling internal covariate shift?",
                    "chapters/sec21_performance",
@@ -336,11 +313,6 @@ SECTIONS = {
                    (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("dln", "none", 1e-6),
                     Spec("dln", "batch", 1e-6)), claims_sec31),
 }
-
-
-def _cell(text: str) -> str:
-    """Text for a Markdown table cell: a literal | (as in |Δ mean|) would split the cell."""
-    return text.replace("|", "\\|")
 
 
 def _section_link(number: str) -> str:
@@ -431,23 +403,6 @@ def glue_setup(used: str, data_source: str) -> None:
                         "dln_steps": b.dln_steps, "dln_every": b.dln_probe_every, "dln_samples": b.dln_samples,
                         "data_source": data_source}.items():
         glue(name, value, display=False)
-
-
-def claims_markdown(claims: Sequence[Claim]) -> str:
-    """A Markdown table: the paper's claim, our numbers, the verdict and the rule that decided it."""
-    rows = ["| The paper says | We measured | Verdict | Rule |", "|---|---|---|---|"]
-    rows += [f"| {_cell(c.paper)} | {_cell(c.ours)} | **{c.verdict}** | {_cell(c.rule)} |" for c in claims]
-    return "\n".join(rows)
-
-
-def glue_claims(claims: Sequence[Claim]) -> None:
-    """Glue each claim's verdict and values for the chapter's prose (`{glue:text}` keys `<key>_<name>`)."""
-    from myst_nb import glue
-
-    for c in claims:
-        glue(f"{c.key}_verdict", c.verdict, display=False)
-        for name, v in c.values.items():
-            glue(f"{c.key}_{name}", v, display=False)
 
 
 def provenance_markdown(records: Sequence[RunRecord]) -> str:
