@@ -1,0 +1,353 @@
+"""Section 3.3, "Is BatchNorm the best (only?) way to smoothen the landscape?": Figures 5, 6, 12 and 13.
+
+BatchNorm is replaced by l_p normalisation (`bnrepro.models.LpNorm`, p = 1, 2, inf) in VGG and in the deep linear
+network. The section compares five schemes (standard, BatchNorm, l1, l2, l-infinity) on training (Figure 5), on how
+the distribution of a layer-11 unit moves and how Gaussian it is (Figure 6), and on the three landscape measures of
+Section 3.1 (Figures 12 and 13). This module holds the section's runs, its measures, figures and claim rules.
+
+A runs mapping is keyed (model, norm, lr) for one seed, like every section's; the DLN's runs may come at either
+reading of its loss scale (`Spec.loss_scale`), since every rule compares schemes by ratios.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section
+from ..experiments import Spec
+from ..figures import COLORS, NAMES, activation_arrays, ridge, slider_steps, smooth
+from ..records import RunRecord
+
+#: The five schemes in the paper's order.
+SCHEMES = ("none", "batch", "l1", "l2", "linf")
+LP = ("l1", "l2", "linf")
+VGG_LR, DLN_LR = 0.1, 1e-6
+#: Figure 6's layer, and the followed layers (one unit each) the claims average over.
+FIG6_LAYER = 11
+SHIFT_LAYERS = (2, 3, 9, 11, 13)
+
+SPECS = tuple(Spec("vgg", n, VGG_LR) for n in SCHEMES) + tuple(Spec("dln", n, DLN_LR) for n in SCHEMES)
+
+Runs = Mapping[tuple, RunRecord]
+
+
+def by_scheme(runs: Runs, model: str) -> dict[str, RunRecord]:
+    """The runs of `model` ("vgg" or "dln") keyed by scheme, in the paper's order; one learning rate per model."""
+    found = {key[1]: rec for key, rec in runs.items() if key[0] == model}
+    missing = [n for n in SCHEMES if n not in found]
+    if missing:
+        raise ValueError(f"Section 3.3 needs {model} runs for {', '.join(missing)}: add them to the runs mapping "
+                         f"(keys (model, norm, lr), e.g. {(model, missing[0], VGG_LR if model == 'vgg' else DLN_LR)})")
+    return {n: found[n] for n in SCHEMES}
+
+
+# --- Measures -----------------------------------------------------------------------------------------------------
+
+def final_train_acc(rec: RunRecord) -> float:
+    """The final training accuracy (mean over the last 2% of steps); 0 for a diverged run."""
+    return 0.0 if rec.status == "diverged" else float(rec.summary["final_train_acc"])
+
+
+def final_loss(rec: RunRecord) -> float:
+    """The final training loss (mean over the last 2% of steps); inf for a diverged run."""
+    return float("inf") if rec.status == "diverged" else float(rec.summary["final_train_loss"])
+
+
+def _unit_moments(rec: RunRecord, layer: int, point: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the followed unit of `layer` at every step, up to the last finite one."""
+    k = list(rec["act_layers"]).index(layer)
+    m = activation_arrays(rec, point)[1][:, k, :].astype(float)
+    ok = np.isfinite(m).all(axis=1) & (m[:, 1] > 0)
+    n = len(ok) if ok.all() else int(np.argmin(ok))
+    return m[:n, 0], np.sqrt(m[:n, 1])
+
+
+def distribution_shift(rec: RunRecord, layers: Sequence[int] = (FIG6_LAYER,), point: str = "post") -> float:
+    """How far a unit's distribution moves per step, in units of its spread, averaged over `layers`.
+
+    For each followed unit: the median over steps t of sqrt((mu_{t+1} - mu_t)^2 + (sigma_{t+1} - sigma_t)^2) /
+    sigma_t, the 2-Wasserstein distance between the Gaussians with the unit's mean and std at successive steps,
+    in units of its std. The std term matters: a normalisation's output has its mean pinned at beta (BatchNorm pins
+    the std at gamma too), and an l_p normalisation leaves the std free."""
+    out = []
+    for layer in layers:
+        mu, sd = _unit_moments(rec, layer, point)
+        out.append(np.median(np.hypot(np.diff(mu), np.diff(sd)) / sd[:-1]) if len(mu) > 1 else np.nan)
+    return float(np.mean(out))
+
+
+def non_gaussianity(rec: RunRecord, layers: Sequence[int] = (FIG6_LAYER,), point: str = "post") -> float:
+    """How far a unit's distribution is from a Gaussian, averaged over `layers`.
+
+    For each followed unit, at each probed step: the unit's recorded quantiles at levels u = 1/64 ... 63/64 (the
+    minimum and maximum left out), standardised by the step's mean and std, against the standard normal's quantiles
+    Phi^-1(u), as the mean absolute difference (about the 1-Wasserstein distance between the standardised
+    distribution and N(0, 1) over its central 97%); then the median over the probed steps. 0 for a Gaussian; a
+    sample of m values from a Gaussian gives about 1/sqrt(m) from sampling alone."""
+    out = []
+    for layer in layers:
+        k = list(rec["act_layers"]).index(layer)
+        q, m = activation_arrays(rec, point)
+        levels = np.linspace(0, 1, q.shape[-1])[1:-1]
+        z = np.array([NormalDist().inv_cdf(u) for u in levels])
+        q = q[:, k, 1:-1].astype(float)
+        mom = m[rec["act_step"][: len(q)], k, :].astype(float)
+        std = (q - mom[:, :1]) / np.sqrt(mom[:, 1:])
+        d = np.mean(np.abs(std - z), axis=1)
+        out.append(np.nanmedian(d) if np.isfinite(d).any() else np.nan)
+    return float(np.mean(out))
+
+
+def _landscape(rec: RunRecord) -> dict[str, float]:
+    from ..figures_landscape import landscape_summary
+
+    return landscape_summary(rec)
+
+
+# --- Claim rules: thresholds fixed before the l_p runs were judged --------------------------------------------------
+
+def _verdict(ok: Sequence[bool], partly: bool) -> str:
+    return REPRODUCED if all(ok) else PARTLY if partly else NOT_REPRODUCED
+
+
+#: Training: each l_p scheme ends at least BN's final training accuracy minus this (points).
+TRAIN_MARGIN = 5.0
+#: DLN: l1's final loss at most BN's divided by this to count as "below" (a factor 2 = 0.3 decades).
+DLN_L1_FACTOR = 2.0
+#: Shift: each l_p scheme's distribution shift at least this times the standard network's.
+SHIFT_FACTOR = 1.2
+#: Gaussianity: each l_p scheme's distance from the Gaussian at least this times BatchNorm's.
+GAUSS_FACTOR = 2.0
+#: Effective beta: within this fraction of BN's median (VGG, linear axis) and this factor (DLN, log axis).
+BETA_VGG_TOL, BETA_DLN_FACTOR = 0.25, 3.0
+#: Which landscape statistic is compared on a log axis, per model (the axes of the paper's Figures 12 and 13).
+LOG_AXIS = {("vgg", "band_width"): True, ("vgg", "gd_median"): False,
+            ("dln", "band_width"): True, ("dln", "gd_median"): True}
+
+
+def judge_train(acc: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+    """`acc`: final training accuracy in percent per scheme (VGG)."""
+    gaps = {n: acc[n] - acc["batch"] for n in LP}
+    ok = [g >= -TRAIN_MARGIN for g in gaps.values()]
+    return _verdict(ok, any(ok)), {f"gap_{n}": g for n, g in gaps.items()} | {"min_gap": min(gaps.values())}
+
+
+def judge_dln_l1(loss: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+    """`loss`: final DLN training loss per scheme."""
+    ratio = loss["batch"] / loss["l1"] if np.isfinite(loss["l1"]) else 0.0
+    return (REPRODUCED if ratio >= DLN_L1_FACTOR else PARTLY if ratio > 1 else NOT_REPRODUCED,
+            {"bn_over_l1": ratio, "decades": float(np.log10(ratio)) if ratio > 0 else -np.inf})
+
+
+def judge_shift(shift: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+    """`shift`: `distribution_shift` per scheme (VGG)."""
+    vs_std = {n: shift[n] / shift["none"] for n in LP}
+    vs_bn = {n: shift[n] / shift["batch"] for n in LP}
+    ok = [r >= SHIFT_FACTOR for r in vs_std.values()]
+    partly = any(ok) or all(r >= SHIFT_FACTOR for r in vs_bn.values())
+    return _verdict(ok, partly), ({f"{n}_vs_std": r for n, r in vs_std.items()}
+                                  | {f"{n}_vs_bn": r for n, r in vs_bn.items()})
+
+
+def judge_gauss(dist: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+    """`dist`: `non_gaussianity` per scheme (VGG)."""
+    vs_bn = {n: dist[n] / dist["batch"] for n in LP}
+    ok = [r >= GAUSS_FACTOR for r in vs_bn.values()]
+    return _verdict(ok, any(ok)), {f"{n}_vs_bn": r for n, r in vs_bn.items()}
+
+
+def _distance(a: float, b: float, log: bool) -> float:
+    return abs(np.log10(a / b)) if log else abs(a - b)
+
+
+def judge_smooth(stats: Mapping[tuple[str, str], Mapping[str, float]]) -> tuple[str, dict[str, float]]:
+    """`stats[(model, scheme)]`: `landscape_summary` of that run. Each (l_p scheme, model, statistic) is nearer
+    BN's value than the standard network's, on the axis the paper plots it."""
+    near = {}
+    for (model, stat), log in LOG_AXIS.items():
+        bn, std = stats[model, "batch"][stat], stats[model, "none"][stat]
+        for n in LP:
+            v = stats[model, n][stat]
+            near[f"{model}_{stat}_{n}"] = _distance(v, bn, log) < _distance(v, std, log)
+    n_near = sum(near.values())
+    return (REPRODUCED if n_near == len(near) else PARTLY if 2 * n_near >= len(near) else NOT_REPRODUCED,
+            {"n_near": n_near, "n_comparisons": len(near)})
+
+
+def judge_beta(beta: Mapping[tuple[str, str], float]) -> tuple[str, dict[str, float]]:
+    """`beta[(model, scheme)]`: median effective beta over the probed steps."""
+    ratio = {(m, n): beta[m, n] / beta[m, "batch"] for m in ("vgg", "dln") for n in LP}
+    ok = [abs(r - 1) <= BETA_VGG_TOL if m == "vgg" else 1 / BETA_DLN_FACTOR <= r <= BETA_DLN_FACTOR
+          for (m, _), r in ratio.items()]
+    return (REPRODUCED if all(ok) else PARTLY if 2 * sum(ok) >= len(ok) else NOT_REPRODUCED,
+            {f"{m}_{n}_ratio": r for (m, n), r in ratio.items()})
+
+SHORT = {"none": "standard", "batch": "BN", "l1": "l1", "l2": "l2", "linf": "l∞"}
+
+
+def _listing(values: Mapping[str, float], fmt: str) -> str:
+    return ", ".join(f"{SHORT[n]} {format(v, fmt)}" for n, v in values.items())
+
+
+def claims(runs: Runs) -> list[Claim]:
+    """Section 3.3's claims from one seed's runs: VGG (LR 0.1) and the DLN (LR 1e-6) under the five schemes.
+
+    Value names: `<key>_<scheme>` for a scheme's statistic (`c33_train_l1`: l1's final training accuracy in %),
+    plus what each rule returns (see the `judge_*` functions)."""
+    vgg, dln = by_scheme(runs, "vgg"), by_scheme(runs, "dln")
+    out = []
+
+    acc = {n: 100 * final_train_acc(r) for n, r in vgg.items()}
+    verdict, v = judge_train(acc)
+    out.append(Claim(
+        "c33_train", "Every l_p normalisation trains VGG about as well as BatchNorm (Figure 5a).",
+        "final training accuracy: " + _listing(acc, ".1f") + " (%)", verdict,
+        f"reproduced if each l_p scheme ends no more than {TRAIN_MARGIN:g} points below BN's final training "
+        "accuracy (BN's varies by under 2 points between seeds); partly if one does", acc | v))
+
+    loss = {n: final_loss(r) for n, r in dln.items()}
+    verdict, v = judge_dln_l1(loss)
+    out.append(Claim(
+        "c33_dln_l1", "On the deep linear network l1 normalisation ends below BatchNorm; final losses ≈ standard "
+                      "1.6e3, BN 5e2, l2 5e2, l∞ 1e3, l1 1e2 (Figure 5b).",
+        "final training loss: " + _listing(loss, ".3g") + f"; BN ÷ l1 = {v['bn_over_l1']:.3g}", verdict,
+        f"reproduced if l1's final loss is at least {DLN_L1_FACTOR:g}× below BN's ({np.log10(DLN_L1_FACTOR):.1f} "
+        "decades on the paper's log axis; the paper's gap is 5×); partly if below at all", loss | v))
+
+    layers = ", ".join(str(i) for i in SHIFT_LAYERS)
+    shift = {n: distribution_shift(r, SHIFT_LAYERS) for n, r in vgg.items()}
+    verdict, v = judge_shift(shift)
+    out.append(Claim(
+        "c33_shift", "The l_p schemes lead to larger distributional shift than the unnormalised network, yet "
+                     "optimise better (Figure 6).",
+        f"median step-to-step shift of a unit's distribution in units of its std (layers {layers}, at the "
+        "normalisation's output): " + _listing(shift, ".3g"), verdict,
+        f"reproduced if each l_p scheme's shift is at least {SHIFT_FACTOR:g}× the standard network's (which varies "
+        f"by about 6% between seeds); partly if one's is, or each is {SHIFT_FACTOR:g}× BN's", shift | v))
+
+    dist = {n: non_gaussianity(r, SHIFT_LAYERS) for n, r in vgg.items()}
+    verdict, v = judge_gauss(dist)
+    out.append(Claim(
+        "c33_gauss", "Unlike BatchNorm, the l_p layers no longer give Gaussian-like layer inputs (Figure 6).",
+        f"distance of the standardised quantiles from the normal's (layers {layers}): " + _listing(dist, ".3g"),
+        verdict, f"reproduced if each l_p scheme's distance is at least {GAUSS_FACTOR:g}× BN's (BN's varies by a "
+                  "factor 1.7 between seeds, with one unit per layer); partly if one's is", dist | v))
+
+    stats = {(m, n): _landscape(r) for m, rs in (("vgg", vgg), ("dln", dln)) for n, r in rs.items()}
+    verdict, v = judge_smooth(stats)
+    values = {f"{m}_{k}_{n}": stats[m, n][stat] for m in ("vgg", "dln") for n in SCHEMES
+              for k, stat in (("band", "band_width"), ("gd", "gd_median"))}
+    out.append(Claim(
+        "c33_smooth", "All the normalisations smooth the landscape about as much as BatchNorm (Figures 12b-c, "
+                      "13b-c).",
+        "; ".join(f"{m.upper()} median {what}: " + _listing({n: stats[m, n][stat] for n in SCHEMES}, ".3g")
+                  for m in ("vgg", "dln") for what, stat in (("loss-band width", "band_width"),
+                                                             ("gradient change", "gd_median")))
+        + f"; {v['n_near']} of {v['n_comparisons']} l_p values nearer BN's than the standard network's", verdict,
+        "each l_p scheme's median loss-band width and median gradient change, in each network, counts if it is "
+        "nearer BN's than the standard network's on the paper's axis (log for the loss and for the DLN, linear for "
+        "VGG's gradient change); reproduced if all 12 count, partly if at least half do", values | v))
+
+    beta = {(m, n): stats[m, n]["beta_median"] for m, n in stats}
+    verdict, v = judge_beta(beta)
+    out.append(Claim(
+        "c33_beta", "The effective β of every normalisation sits near BatchNorm's (≈20 at LR 0.1 for VGG, "
+                    "Figures 12d and 13d).",
+        "; ".join(f"{m.upper()} median β: " + _listing({n: beta[m, n] for n in SCHEMES}, ".3g")
+                  for m in ("vgg", "dln")), verdict,
+        f"reproduced if each l_p scheme's median β is within {100 * BETA_VGG_TOL:.0f}% of BN's for VGG (the "
+        f"paper's linear axis; the standard network sat about 50% above BN in our runs) and within a factor "
+        f"{BETA_DLN_FACTOR:g} for the DLN (half a decade on its log axis); partly if at least 3 of the 6 are",
+        {f"{m}_{n}": b for (m, n), b in beta.items()} | v))
+    return out
+
+
+SECTION = Section("3.3", "Is BatchNorm the best (only?) way to smoothen the landscape?", "chapters/sec33_lp", SPECS,
+                  claims)
+
+
+# --- Figures --------------------------------------------------------------------------------------------------------
+
+def _seed_band(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1..n and the median, minimum and maximum over seeds of curves of unequal length (a diverged run's
+    curve is shorter; non-finite values count as missing)."""
+    n = max(len(c) for c in curves)
+    a = np.full((len(curves), n), np.nan)
+    for i, c in enumerate(curves):
+        a[i, : len(c)] = np.where(np.isfinite(c), c, np.nan)
+    keep = np.isfinite(a).any(axis=0)
+    a = a[:, keep]
+    return np.arange(1, n + 1)[keep], np.nanmedian(a, axis=0), np.nanmin(a, axis=0), np.nanmax(a, axis=0)
+
+
+def _training_curve(rec: RunRecord) -> np.ndarray:
+    """VGG: the training accuracy in % (per-step batch accuracy averaged over 1% of the steps); DLN: the loss."""
+    if rec.config["model"] == "dln":
+        return rec["train_loss"].astype(float)
+    return 100 * smooth(rec["train_acc"], max(1, rec.config["steps"] // 100))
+
+
+def training_figure(per_seed: Sequence[Runs], models: Sequence[str] = ("vgg", "dln")) -> Figure:
+    """Figure 5: (a) VGG's training accuracy and (b) the DLN's training loss (log y) against steps for the five
+    schemes; the line is the median over the seeds' runs, the shaded band their range."""
+    fig, axes = plt.subplots(1, len(models), figsize=(5.0 * len(models), 3.6), squeeze=False, layout="constrained")
+    for ax, model in zip(axes[0], models):
+        seeds = [by_scheme(runs, model) for runs in per_seed]
+        for n in SCHEMES:
+            x, mid, lo, hi = _seed_band([_training_curve(s[n]) for s in seeds])
+            ax.fill_between(x, lo, hi, color=COLORS[n], alpha=0.25, lw=0)
+            ax.plot(x, mid, color=COLORS[n], lw=1.2, label=NAMES[n])
+        if model == "dln":
+            ax.set(yscale="log", ylabel="training loss", title="Deep linear network")
+        else:
+            ax.set(ylabel="training accuracy (%)", ylim=(0, 100), title="VGG")
+        ax.set_xlabel("training steps")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=len(SCHEMES), fontsize=8)
+    return fig
+
+
+def distributions_row(vgg: Mapping[str, RunRecord], layer: int = FIG6_LAYER, upto: int | None = None,
+                      point: str = "post") -> Figure:
+    """Figure 6: one random unit of VGG layer `layer` over training under each scheme (columns), as ridge plots of
+    its distribution at the normalisation's output ("post"; "pre": its input), up to step `upto`."""
+    fig, axes = plt.subplots(1, len(vgg), figsize=(2.3 * len(vgg), 3.6), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (n, rec) in zip(axes[0], vgg.items()):
+        k = list(rec["act_layers"]).index(layer)
+        if np.isfinite(activation_arrays(rec, point)[0][:, k, :]).all(axis=1).any():
+            ridge(ax, rec, layer, upto, point=point)
+        else:
+            ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
+        ax.set_title(NAMES[n].replace("Standard + ", "+ "), fontsize=9)
+        ax.tick_params(labelleft=True)
+    axes[0][0].set_ylabel("training step")
+    unit = vgg["batch"]["act_units"][list(vgg["batch"]["act_layers"]).index(layer)]
+    fig.suptitle(f"VGG layer #{layer}, unit {unit}", fontsize=10)
+    return fig
+
+
+def distributions_row_slider(vgg: Mapping[str, RunRecord], layer: int = FIG6_LAYER, n_frames: int = 8,
+                             point: str = "post"):
+    """`distributions_row` with a slider over the training step: frame t shows the distributions up to t."""
+    from ..widgets import figure_slider
+
+    return figure_slider(lambda t: distributions_row(vgg, layer, t, point),
+                         slider_steps(vgg["batch"], n_frames), "training step ≤")
+
+
+def distribution_table(vgg: Mapping[str, RunRecord], point: str = "post") -> str:
+    """Figure 6's numbers per scheme, as a Markdown table: the distribution shift and the distance from the
+    Gaussian of the layer-11 unit and averaged over the followed units of every followed layer."""
+    layers = ", ".join(str(i) for i in SHIFT_LAYERS)
+    rows = [f"| Scheme | shift, layer {FIG6_LAYER} | shift, layers {layers} | from Gaussian, layer {FIG6_LAYER} | "
+            f"from Gaussian, layers {layers} |", "|---|---|---|---|---|"]
+    for n, rec in vgg.items():
+        cells = [f(rec, ls, point) for f in (distribution_shift, non_gaussianity) for ls in ((FIG6_LAYER,),
+                                                                                            SHIFT_LAYERS)]
+        rows.append(f"| {NAMES[n]} | " + " | ".join(f"{c:.3g}" for c in cells) + " |")
+    return "\n".join(rows)
