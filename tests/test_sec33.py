@@ -100,31 +100,24 @@ def test_gauss_rule(lp, want):
     assert sec33.judge_gauss({"none": 0.12, "batch": 0.1} | lp)[0] == want
 
 
-def landscape_stats(lp_band: float, lp_gd: float) -> dict:
-    """VGG: BN band 0.4, standard 0.9 (log axis: the midpoint is 0.6); gradient change BN 5, standard 9 (linear:
-    midpoint 7). DLN: BN 1, standard 1e4 on both (log: midpoint 100). Every l_p scheme gets the given values."""
-    base = {("vgg", "batch"): (0.4, 5.0), ("vgg", "none"): (0.9, 9.0), ("dln", "batch"): (1.0, 1.0),
-            ("dln", "none"): (1e4, 1e4)}
-    out = {k: {"band_width": b, "gd_median": g} for k, (b, g) in base.items()}
-    for m in ("vgg", "dln"):
-        for n in sec33.LP:
-            out[m, n] = {"band_width": lp_band, "gd_median": lp_gd}
-    return out
+def landscape_stats(vgg_band: float, vgg_gd: float, dln_band: float, dln_gd: float) -> dict:
+    """Loss-band heights in decades and median gradient changes: VGG BN (0.29, 5), standard (0.20, 9); DLN BN
+    (0.001, 1e3), standard (0.4, 1e9). Every l_p scheme gets the given values."""
+    out = {("vgg", "batch"): (0.29, 5.0), ("vgg", "none"): (0.20, 9.0), ("dln", "batch"): (0.001, 1e3),
+           ("dln", "none"): (0.4, 1e9)}
+    out |= {(m, n): v for m, v in (("vgg", (vgg_band, vgg_gd)), ("dln", (dln_band, dln_gd))) for n in sec33.LP}
+    return {k: {"band_decades": b, "gd_median": g} for k, (b, g) in out.items()}
 
 
-def test_smooth_rule_uses_the_papers_axes():
-    """A gradient change of 6.9 is nearer BN's 5 than the standard's 9 on VGG's linear axis; a band of 0.59 is
-    nearer BN's 0.4 than 0.9 on the log axis (geometric midpoint 0.6) though not on a linear one (0.65)."""
-    stats = landscape_stats(0.59, 6.9)
-    for n in sec33.LP:
-        stats["dln", n] = {"band_width": 99.0, "gd_median": 99.0}
-    assert sec33.judge_smooth(stats) == (REPRODUCED, {"n_near": 12, "n_comparisons": 12})
-    stats = landscape_stats(0.61, 7.1)  # VGG: 6 comparisons fail; DLN (0.61 is near 1 on the log axis) pass
-    assert sec33.judge_smooth(stats) == (PARTLY, {"n_near": 6, "n_comparisons": 12})
-    stats = landscape_stats(0.61, 7.1)
-    for n in sec33.LP:
-        stats["dln", n]["gd_median"] = 1e3
-    assert sec33.judge_smooth(stats) == (NOT_REPRODUCED, {"n_near": 3, "n_comparisons": 12})
+@pytest.mark.parametrize("values, want, n_near", [
+    ((0.27, 6.9, 0.1, 1e5), REPRODUCED, 12),
+    # VGG's gradient change 7.1 is nearer the standard's 9 (linear axis); the DLN's 3e7 is nearer the standard's
+    # 1e9 on its log axis, though nearer BN's 1e3 on a linear one
+    ((0.25, 7.1, 0.1, 3e7), PARTLY, 6),
+    ((0.24, 7.1, 0.1, 3e7), NOT_REPRODUCED, 3),
+])
+def test_smooth_rule_uses_the_papers_axes(values, want, n_near):
+    assert sec33.judge_smooth(landscape_stats(*values)) == (want, {"n_near": n_near, "n_comparisons": 12})
 
 
 @pytest.mark.parametrize("vgg, dln, want", [

@@ -22,6 +22,7 @@ from ..claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section
 from ..experiments import Spec
 from ..figures import COLORS, NAMES, activation_arrays, ridge, slider_steps, smooth
 from ..records import RunRecord
+from .sec31 import landscape_summary
 
 #: The five schemes in the paper's order.
 SCHEMES = ("none", "batch", "l1", "l2", "linf")
@@ -103,12 +104,6 @@ def non_gaussianity(rec: RunRecord, layers: Sequence[int] = (FIG6_LAYER,), point
     return float(np.mean(out))
 
 
-def _landscape(rec: RunRecord) -> dict[str, float]:
-    from ..figures_landscape import landscape_summary
-
-    return landscape_summary(rec)
-
-
 # --- Claim rules: thresholds fixed before the l_p runs were judged --------------------------------------------------
 
 def _verdict(ok: Sequence[bool], partly: bool) -> str:
@@ -125,9 +120,11 @@ SHIFT_FACTOR = 1.2
 GAUSS_FACTOR = 2.0
 #: Effective beta: within this fraction of BN's median (VGG, linear axis) and this factor (DLN, log axis).
 BETA_VGG_TOL, BETA_DLN_FACTOR = 0.25, 3.0
-#: Which landscape statistic is compared on a log axis, per model (the axes of the paper's Figures 12 and 13).
-LOG_AXIS = {("vgg", "band_width"): True, ("vgg", "gd_median"): False,
-            ("dln", "band_width"): True, ("dln", "gd_median"): True}
+#: The landscape statistics compared, per model, and whether a distance between two values is taken on a log axis
+#: (as the paper plots them in Figures 12 and 13). The loss is plotted on a log axis, where the band's size is its
+#: height in decades (`band_decades`, already a logarithm, so its distances are differences).
+LOG_AXIS = {("vgg", "band_decades"): False, ("vgg", "gd_median"): False,
+            ("dln", "band_decades"): False, ("dln", "gd_median"): True}
 
 
 def judge_train(acc: Mapping[str, float]) -> tuple[str, dict[str, float]]:
@@ -238,20 +235,21 @@ def claims(runs: Runs) -> list[Claim]:
         verdict, f"reproduced if each l_p scheme's distance is at least {GAUSS_FACTOR:g}× BN's (BN's varies by a "
                   "factor 1.7 between seeds, with one unit per layer); partly if one's is", dist | v))
 
-    stats = {(m, n): _landscape(r) for m, rs in (("vgg", vgg), ("dln", dln)) for n, r in rs.items()}
+    stats = {(m, n): landscape_summary(r) for m, rs in (("vgg", vgg), ("dln", dln)) for n, r in rs.items()}
     verdict, v = judge_smooth(stats)
     values = {f"{m}_{k}_{n}": stats[m, n][stat] for m in ("vgg", "dln") for n in SCHEMES
-              for k, stat in (("band", "band_width"), ("gd", "gd_median"))}
+              for k, stat in (("band", "band_decades"), ("gd", "gd_median"))}
     out.append(Claim(
         "c33_smooth", "All the normalisations smooth the landscape about as much as BatchNorm (Figures 12b-c, "
                       "13b-c).",
         "; ".join(f"{m.upper()} median {what}: " + _listing({n: stats[m, n][stat] for n in SCHEMES}, ".3g")
-                  for m in ("vgg", "dln") for what, stat in (("loss-band width", "band_width"),
+                  for m in ("vgg", "dln") for what, stat in (("loss-band height (decades)", "band_decades"),
                                                              ("gradient change", "gd_median")))
         + f"; {v['n_near']} of {v['n_comparisons']} l_p values nearer BN's than the standard network's", verdict,
-        "each l_p scheme's median loss-band width and median gradient change, in each network, counts if it is "
-        "nearer BN's than the standard network's on the paper's axis (log for the loss and for the DLN, linear for "
-        "VGG's gradient change); reproduced if all 12 count, partly if at least half do", values | v))
+        "each l_p scheme's median loss-band height (in decades, its size on the paper's log axis) and median "
+        "gradient change, in each network, counts if it is nearer BN's than the standard network's on the paper's "
+        "axis (log for the DLN's gradient change, linear for VGG's); reproduced if all 12 count, partly if at least "
+        "half do", values | v))
 
     beta = {(m, n): stats[m, n]["beta_median"] for m, n in stats}
     verdict, v = judge_beta(beta)
