@@ -32,7 +32,16 @@ VGG_LR, DLN_LR = 0.1, 1e-6
 FIG6_LAYER = 11
 SHIFT_LAYERS = (2, 3, 9, 11, 13)
 
-SPECS = tuple(Spec("vgg", n, VGG_LR) for n in SCHEMES) + tuple(Spec("dln", n, DLN_LR) for n in SCHEMES)
+#: The DLN's loss scales the chapter shows (`Spec.loss_scale`): the book's reading (the summed squared error) first.
+DLN_READINGS = (1.0, 0.1)
+
+
+def dln_specs(loss_scale: float = DLN_READINGS[0]) -> tuple[Spec, ...]:
+    """The section's DLN runs under one reading of the DLN's loss scale."""
+    return tuple(Spec("dln", n, DLN_LR, loss_scale=loss_scale) for n in SCHEMES)
+
+
+SPECS = tuple(Spec("vgg", n, VGG_LR) for n in SCHEMES) + dln_specs()
 
 Runs = Mapping[tuple, RunRecord]
 
@@ -45,6 +54,46 @@ def by_scheme(runs: Runs, model: str) -> dict[str, RunRecord]:
         raise ValueError(f"Section 3.3 needs {model} runs for {', '.join(missing)}: add them to the runs mapping "
                          f"(keys (model, norm, lr), e.g. {(model, missing[0], VGG_LR if model == 'vgg' else DLN_LR)})")
     return {n: found[n] for n in SCHEMES}
+
+
+def with_dln(runs: Runs, dln: Mapping[str, RunRecord]) -> dict:
+    """`runs` with its DLN runs replaced by `dln` (scheme -> record), e.g. those of another loss-scale reading."""
+    return {k: r for k, r in runs.items() if k[0] != "dln"} | {("dln", n, DLN_LR): r for n, r in dln.items()}
+
+
+#: What each open choice of `LpNorm` decides, for the chapter's table (its values are read from the layer).
+CHOICES = {
+    "average": "how the l_p norms are averaged over the m values of a unit (finite p): the root of the mean p-th "
+               "power, or the mean p-th power without the root",
+    "inf_average": "what \"average\" means for p = ∞: the largest absolute value over batch and positions, or the "
+                   "mean over the batch of each example's largest absolute value over its positions",
+    "eps_where": "where ε goes: added to the denominator, or to the mean p-th power before the root (as BatchNorm "
+                 "adds it to the variance)",
+    "eps": "the value of ε",
+    "centre_scale": "whether the denominator is taken on y (the paper: \"before shifting the mean\") or on y − mean",
+    "track_running_stats": "at test time, running averages of the mean and the denominator (as BatchNorm), or the "
+                           "test batch's own statistics",
+    "momentum": "the weight of the newest batch in those running averages",
+}
+
+
+def choices_markdown() -> str:
+    """The open choices of the l_p layers as a Markdown table: the value the book's runs use (the layer's default,
+    read from its signature), the alternatives the layer offers, and what each decides."""
+    import inspect
+
+    from ..models import LpNorm
+
+    params = inspect.signature(LpNorm).parameters
+    options = {"average": LpNorm.AVERAGES, "inf_average": LpNorm.INF_AVERAGES, "eps_where": LpNorm.EPS_PLACES,
+               "centre_scale": (False, True), "track_running_stats": (True, False)}
+    ranges = {"eps": "any ε ≥ 0", "momentum": "any value in (0, 1]"}
+    rows = ["| Parameter of `LpNorm` | Our runs | Alternatives | What it decides |", "|---|---|---|---|"]
+    for name, what in CHOICES.items():
+        default = params[name].default
+        alt = ", ".join(f"`{o}`" for o in options[name] if o != default) if name in options else ranges[name]
+        rows.append(f"| `{name}` | `{default}` | {alt} | {what} |")
+    return "\n".join(rows)
 
 
 # --- Measures -----------------------------------------------------------------------------------------------------
@@ -348,4 +397,66 @@ def distribution_table(vgg: Mapping[str, RunRecord], point: str = "post") -> str
         cells = [f(rec, ls, point) for f in (distribution_shift, non_gaussianity) for ls in ((FIG6_LAYER,),
                                                                                             SHIFT_LAYERS)]
         rows.append(f"| {NAMES[n]} | " + " | ".join(f"{c:.3g}" for c in cells) + " |")
+    return "\n".join(rows)
+
+
+# --- Verdicts across seeds and readings ------------------------------------------------------------------------------
+
+#: The claims that read DLN runs, and so are judged under each reading of its loss scale.
+DLN_CLAIMS = ("c33_dln_l1", "c33_smooth", "c33_beta")
+
+
+class Judged:
+    """The section's claims judged separately on each seed's runs; the first seed is the figures'."""
+
+    def __init__(self, per_seed: Sequence[Runs], seeds: Sequence[int]):
+        self.seeds = tuple(seeds)
+        self.by_seed = [claims(r) for r in per_seed]
+
+    @property
+    def first(self) -> list[Claim]:
+        return self.by_seed[0]
+
+    def headline(self, i: int) -> str:
+        """Claim i's verdict over the seeds, e.g. "reproduced at 2 of 3 seeds, not reproduced at 1"."""
+        verdicts = [c[i].verdict for c in self.by_seed]
+        parts = [f"{v} at {verdicts.count(v)}" for v in (REPRODUCED, PARTLY, NOT_REPRODUCED) if v in verdicts]
+        return f"{parts[0]} of {len(verdicts)} seed{'s' if len(verdicts) > 1 else ''}" + "".join(
+            f", {p}" for p in parts[1:])
+
+
+def judge_seeds(per_seed: Sequence[Runs], seeds: Sequence[int]) -> Judged:
+    return Judged(per_seed, seeds)
+
+
+def glue_headlines(judged: Judged) -> None:
+    """Glue each claim's verdict across seeds as `<key>_across`."""
+    from myst_nb import glue
+
+    for i, c in enumerate(judged.first):
+        glue(f"{c.key}_across", judged.headline(i), display=False)
+
+
+def claims_markdown(judged: Judged) -> str:
+    """The claims table: the paper's claim, our numbers at the first seed, the verdict across seeds, the rule."""
+    from ..claims import _cell
+
+    rows = [f"| The paper says | We measured (seed {judged.seeds[0]}) | Verdict | Rule |", "|---|---|---|---|"]
+    rows += [f"| {_cell(c.paper)} | {_cell(c.ours)} | **{judged.headline(i)}** | {_cell(c.rule)} |"
+             for i, c in enumerate(judged.first)]
+    return "\n".join(rows)
+
+
+def readings_markdown(by_reading: Mapping[float, Judged]) -> str:
+    """The claims that read DLN runs, with their verdict across seeds under each reading of the DLN's loss scale."""
+    from ..claims import _cell
+
+    scales = list(by_reading)
+    first = by_reading[scales[0]]
+    rows = ["| The paper says | " + " | ".join(f"DLN loss × {c:g}" for c in scales) + " |", "|---" * (len(scales) + 1)
+            + "|"]
+    for i, c in enumerate(first.first):
+        if c.key in DLN_CLAIMS:
+            rows.append(f"| {_cell(c.paper)} | " + " | ".join(f"**{by_reading[s].headline(i)}**" for s in scales)
+                        + " |")
     return "\n".join(rows)
