@@ -20,6 +20,10 @@ VGG_ACT_LAYERS = (2, 3, 9, 11, 13)  # Figures 1c (3, 11), 2 and 8 (2, 9, 13), 6 
 VGG_ICS_LAYERS = (5, 10)  # Figure 3a
 DLN_ACT_LAYERS = (1, 11, 24)  # Figure 9
 DLN_ICS_LAYERS = (9, 17)  # Figure 3b
+#: The DLN loss scale the chapters lead with: the loss is this times the summed squared error. Why 0.1 and not the
+#: plain sum is measured in the book's appendix on the DLN (bnrepro.readings): with the plain sum the standard DLN
+#: at the paper's LR 1e-6 trains at the edge of stability, where float rounding decides whether it diverges.
+DLN_LOSS_SCALE = 0.1
 
 
 @dataclass(frozen=True)
