@@ -3,7 +3,8 @@
 VGG trains on CIFAR-10 minibatches (cross-entropy); the deep linear network trains by full-batch gradient descent
 on its Gaussian regression task (summed squared error, which matches the paper's plotted loss scale of 1e3-1e5).
 Probes run before the update of their step on the step's batch and never change the trajectory: with the same
-seed, a run with probes and one without end bit-for-bit equal on the CPU.
+seed, a run with probes and one without end bit-for-bit equal on the CPU. Weight norms (`weight_norms`) are read at
+every step, between the backward pass and the update.
 """
 
 from __future__ import annotations

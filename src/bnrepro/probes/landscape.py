@@ -72,11 +72,9 @@ def measure_landscape(ctx: ProbeContext, grid: Sequence[float], mode: str = "aut
     ref = next(iter(params.values()))
     etas = torch.tensor([m * ctx.lr for m in grid], dtype=ref.dtype, device=ref.device)
     grad_norm = _norm(g0.values())
-    if mode == "auto":
+    fallback = mode == "auto"  # to the loop, if vmap fails
+    if fallback:
         mode = preferred_mode(ref.device)
-        fallback = True
-    else:
-        fallback = False
 
     rows = []  # per direction: (loss, grad_diff, beta) at each step size
     for direction in [g0] + [random_direction(ctx, params, j, grad_norm) for j in range(random_dirs)]:
