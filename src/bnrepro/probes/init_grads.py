@@ -18,15 +18,14 @@ import numpy as np
 import torch
 
 from bnrepro.probes import layer_weight
+from bnrepro.train import RunConfig, dln_batch, initial_model, loss_function
 
 
-def init_gradient_norms(cfg, seeds: Sequence[int], batches: int, data=None,
+def init_gradient_norms(cfg: RunConfig, seeds: Sequence[int], batches: int, data=None,
                         device: torch.device | str = "cpu") -> np.ndarray:
     """||grad_W L|| per paper layer at step 0 for the network, norm, width, dtype and loss of the `RunConfig`
     `cfg`: a float64 array [seed, batch, layer] (layer i+1 at index i). `data` is a `bnrepro.data.Cifar10` for VGG
     (ignored for the DLN). Consumes no global random state (the initialisation runs on a forked one)."""
-    from bnrepro.train import dln_batch, initial_model, loss_function
-
     if not cfg.is_dln and data is None:
         raise ValueError("VGG's gradients need data: pass a bnrepro.data.Cifar10 (see bnrepro.data.load_cifar10)")
     if not (len(seeds) >= 1 and batches >= 1):
