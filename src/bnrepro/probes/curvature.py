@@ -8,8 +8,13 @@ L(.; B_t) at w_t (BatchNorm in training mode, so H includes the batch statistics
 * the top eigenvalue lambda_max(H), the largest *algebraic* one (Cohen et al.'s sharpness), by Lanczos.
 
 Hessian-vector products are double backward passes through one retained graph of the gradient: building it costs
-one forward and backward pass, each product one more backward pass through it (measured here about 2.5x cheaper
-than `torch.func.jvp(grad(...))`, which redoes the forward and backward pass for every product).
+one forward and backward pass, each product one more backward pass through it (measured on VGG-16 x1/8 with
+BatchNorm, one CPU thread: 2-4x cheaper than `torch.func.jvp(grad(...))`, which redoes the forward and backward pass
+for every product; both agree, and agree with finite differences of the gradient over steps small enough). H is
+the Hessian almost everywhere: in a network with ReLUs and max-pooling it does not see the kinks that a finite step
+crosses, so the batch sharpness can differ from the curvature the landscape probe measures over a step of eta g_t,
+even in sign (VGG-16 x1/8 with BatchNorm at initialisation: g^T H g / ||g||^2 = -34, while finite differences of
+the gradient along g gave +27 over steps of 1e-3 g and settled at -34 only below 1e-7 g).
 
 Why Lanczos rather than power iteration: the largest Ritz value of the Lanczos tridiagonal matrix approaches
 lambda_max from below and never decreases with the iterations (Cauchy interlacing), so it targets the largest
@@ -20,9 +25,10 @@ reorthogonalised (two Gram-Schmidt passes, "twice is enough"), which removes the
 values that plain Lanczos produces in floating point; it keeps `iters` vectors of the parameters' size.
 Lanczos stops after `iters` iterations, once the largest Ritz value changes by less than `tol` relative to itself
 between two iterations, or when the Krylov space becomes invariant (then the Ritz value is an eigenvalue, exact to
-rounding, and the recorded change is 0). The start vector is Gaussian, drawn from the probe's local generator keyed
-by (run seed, step) (a random start has, with probability 1, a component along the top eigenvector; the gradient
-itself might not).
+rounding, and the recorded change is 0). The relative change is a stopping rule, not an error bound: on VGG-16 x1/8
+with BatchNorm at initialisation, tol 1e-3 stopped after 24 iterations 0.14% below the value tol 1e-6 reached
+after 41. The start vector is Gaussian, drawn from the probe's local generator keyed by (run seed, step) (a random
+start has, with probability 1, a component along the top eigenvector; the gradient itself might not).
 """
 
 from __future__ import annotations
