@@ -57,6 +57,7 @@ class RunConfig:
     # their identity (the config hash). Add new fields below this line, with a default that changes nothing. ---
     dtype: str = "float32"  # float32 | float64: the arithmetic of weights, data and probes
     dln_loss_scale: float = 1.0  # the DLN's loss is this times the summed squared error (see `dln_loss`)
+    bn_theory: bool = False  # probe Section 4's quantities in every BatchNorm layer (`probes.bn_theory`); norm="batch"
 
     def __post_init__(self):
         if self.norm not in NORMS:
@@ -70,6 +71,9 @@ class RunConfig:
             raise ValueError(f"unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if not (self.dln_loss_scale > 0 and math.isfinite(self.dln_loss_scale)):
             raise ValueError(f"dln_loss_scale must be a positive number, got {self.dln_loss_scale!r}")
+        if self.bn_theory and self.norm != "batch":
+            raise ValueError(f"bn_theory probes BatchNorm layers, but norm is {self.norm!r}: use norm='batch' or "
+                             "bn_theory=False")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -94,7 +98,7 @@ class RunConfig:
 
 
 _LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
-                   if f.name in ("dtype", "dln_loss_scale")}
+                   if f.name in ("dtype", "dln_loss_scale", "bn_theory")}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -153,6 +157,11 @@ def _probe(cfg: RunConfig, ctx: ProbeContext, landscape_mode: str) -> dict[str, 
 
         for k, v in measure_landscape(ctx, cfg.landscape_grid, landscape_mode).items():
             out[f"landscape_{k}"] = v
+    if cfg.bn_theory:
+        from .probes.bn_theory import measure_bn_theory
+
+        for k, v in measure_bn_theory(ctx).items():
+            out[f"bn_theory_{k}"] = v
     return {k: v.detach().float().cpu() for k, v in out.items()}
 
 
