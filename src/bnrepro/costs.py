@@ -18,6 +18,7 @@ from .budgets import get_budget
 from .experiments import DLN_ICS_LAYERS, VGG_ICS_LAYERS
 from .models import build_model, dln_data
 from .probes import ProbeContext
+from .probes.bn_theory import measure_bn_theory
 from .probes.ics import measure_ics
 from .probes.landscape import DLN_GRID, VGG_GRID, measure_landscape, preferred_mode
 from .records import environment
@@ -105,5 +106,16 @@ def ics_cost(model: str, budget: str, device: str | None = None, repeats: int = 
     with cpu_settings(model == "dln", dev):
         ctx, _ = _context(model, budget, dev)
         t = time_calls({"step": _step_fn(ctx), "probe": lambda: measure_ics(ctx, layers)}, repeats, dev)
+        name = environment(dev)["device_name"]
+    return {"step_ms": t["step"], "probe_ms": t["probe"], "probe_per_step": t["probe"] / t["step"], "device": name}
+
+
+def bn_theory_cost(model: str, budget: str, device: str | None = None, repeats: int = 5) -> dict[str, float | str]:
+    """Time one training step and one Section 4 probe (`probes.bn_theory`, every BatchNorm layer) for the budget's
+    network with BatchNorm; best of `repeats`. Returns `step_ms`, `probe_ms`, `probe_per_step` and `device`."""
+    dev = pick_device(device)
+    with cpu_settings(model == "dln", dev):
+        ctx, _ = _context(model, budget, dev)
+        t = time_calls({"step": _step_fn(ctx), "probe": lambda: measure_bn_theory(ctx)}, repeats, dev)
         name = environment(dev)["device_name"]
     return {"step_ms": t["step"], "probe_ms": t["probe"], "probe_per_step": t["probe"] / t["step"], "device": name}

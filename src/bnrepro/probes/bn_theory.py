@@ -53,11 +53,6 @@ def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
     return norms
 
 
-def _units(t: torch.Tensor) -> torch.Tensor:
-    """(batch[, H, W], C) -> (m, C) in float64: channels last, everything else is the batch."""
-    return t.detach().movedim(1, -1).reshape(-1, t.shape[1]).double()
-
-
 def measure_bn_theory(ctx: ProbeContext) -> dict[str, torch.Tensor]:
     """`unit` [layer, len(UNIT_QUANTITIES), len(PERCENTILES)] and `layer` [layer, len(LAYER_QUANTITIES)] on the CPU
     (see the module docstring). Costs one forward and one backward pass (no weight gradients)."""
@@ -81,8 +76,8 @@ def measure_bn_theory(ctx: ProbeContext) -> dict[str, torch.Tensor]:
     grads = torch.autograd.grad(loss, [*ys, *zs])
     units, layers = [], []
     for k, norm in enumerate(norms):
-        y, dy, g = _units(ys[k]), _units(grads[k]), _units(grads[len(norms) + k])
-        units_k, layer_k = _layer_quantities(y, dy, g, norm.weight.detach().double(), norm.eps)
+        units_k, layer_k = _layer_quantities(ys[k].detach(), grads[k], grads[len(norms) + k],
+                                             norm.weight.detach().double(), norm.eps)
         units.append(units_k)
         layers.append(layer_k)
     q = torch.tensor(PERCENTILES, dtype=torch.float64, device=ctx.inputs.device) / 100
@@ -94,26 +89,34 @@ def measure_bn_theory(ctx: ProbeContext) -> dict[str, torch.Tensor]:
 
 def _layer_quantities(y: torch.Tensor, dy: torch.Tensor, g: torch.Tensor, gamma: torch.Tensor,
                       eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-unit quantities [len(UNIT_QUANTITIES), units] (NaN where g_j = 0) and the layer totals."""
-    m = y.shape[0]
-    c = y - y.mean(0)
-    var = c.pow(2).mean(0)
-    norm = c.norm(dim=0)
-    e = c / torch.where(norm > 0, norm, torch.ones_like(norm))  # a constant unit has no y_hat direction: e = 0
-    gg = g.pow(2).sum(0)
-    mean_part, yhat_part = g.sum(0).pow(2) / m, (g * e).sum(0).pow(2)
+    """Per-unit quantities [len(UNIT_QUANTITIES), units] (NaN where g_j = 0) and the layer totals, from a layer's
+    input y, dL/dy and g = dL/dz, each (batch, units[, H, W]). The per-unit sums run in the network's dtype
+    (PyTorch's CPU sums are cascaded: error ~ log2(m) u, not m u) and everything after them in float64; casting the
+    activations to float64 first cost more than the probe's forward and backward passes."""
+    dims = [0, *range(2, y.dim())]
+    m = y.numel() // y.shape[1]
+
+    def total(t: torch.Tensor) -> torch.Tensor:
+        return t.sum(dims).double()
+
+    shape = (1, -1) + (1,) * (y.dim() - 2)
+    c = y - (total(y) / m).to(y.dtype).view(shape)
+    cc, gg, gc = total(c * c), total(g * g), total(g * c)
+    var = cc / m
+    mean_part = total(g).pow(2) / m
+    yhat_part = torch.where(cc > 0, gc.pow(2) / torch.where(cc > 0, cc, 1.0), 0.0)  # constant unit: no y_hat
     live = gg > 0
-    safe = torch.where(live, gg, torch.ones_like(gg))
+    safe = torch.where(live, gg, 1.0)
     nan = torch.full_like(gg, float("nan"))
     removed_mean = torch.where(live, mean_part / safe, nan)
     removed_yhat = torch.where(live, yhat_part / safe, nan)
-    gain = torch.where(live, dy.pow(2).sum(0) / safe, nan)
+    dd = total(dy * dy)
+    gain = torch.where(live, dd / safe, nan)
     scale = gamma.pow(2) / (var + eps)
     predicted = gain_identity(gamma, var, eps, removed_mean, removed_yhat)
     unit = torch.stack([scale.sqrt(), removed_mean, removed_yhat, gain, eps / (var + eps)])
-    total = gg.sum()
-    n_live = live.sum()
-    layer = torch.stack([(scale * gg).sum() / total, mean_part.sum() / total, yhat_part[live].sum() / total,
-                         ((g * c).sum(0) > 0)[live].double().sum() / n_live, dy.pow(2).sum() / total,
-                         (predicted * gg)[live].sum() / total, n_live / len(gg)])
+    g_total, n_live = gg.sum(), live.sum()
+    layer = torch.stack([(scale * gg).sum() / g_total, mean_part.sum() / g_total, yhat_part[live].sum() / g_total,
+                         (gc > 0)[live].double().sum() / n_live, dd.sum() / g_total,
+                         (predicted * gg)[live].sum() / g_total, n_live / len(gg)])
     return unit, layer
