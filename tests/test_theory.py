@@ -1,12 +1,8 @@
 """bnrepro.theory: the closed-form gradient through BatchNorm against autograd, and each statement of Section 4 on
 many random draws (float64, batch sizes from 2 to 1024, gamma != sigma).
 
-Tolerances follow from the computation's conditioning, never from what passed once: an identity between two
-computations of a quantity built from sums over the batch is tested to TOL_UNITS * m * u * cond * scale, with u the
-float64 unit roundoff, m the batch size (the standard error bound of a length-m sum is m u times the sum of the
-magnitudes of its terms), cond = 1 + |mu| / sigma (centring y loses that factor of relative accuracy), `scale` the
-size of the terms (each statement returns it) and TOL_UNITS = 8 for the handful of chained sums, products and the
-square root in each side.
+Tolerances follow from the computation's conditioning, never from what passed once: an identity is tested to
+`theory.rounding_tolerance` (a small multiple of m u cond times the size of the terms; see its docstring).
 """
 
 import math
@@ -19,30 +15,16 @@ from bnrepro import theory as T
 from bnrepro.models import build_model
 
 U = torch.finfo(torch.float64).eps / 2
-TOL_UNITS = 8
 BATCHES = [2, 3, 8, 128, 1024]
 DRAWS = 40
-
-
-def tol(m: int, scale, y: torch.Tensor | None = None) -> float:
-    cond = 1.0
-    if y is not None:
-        mu, sigma = T.batch_moments(y)
-        cond = float((1 + mu.abs() / sigma).amax())
-    return TOL_UNITS * m * U * cond * float(torch.as_tensor(scale).detach().abs().amax())
+tol = T.rounding_tolerance
 
 
 def draws(m: int, n: int = DRAWS, seed: int = 0):
-    """(y, loss, gamma, beta): a unit over a batch of m with random offset and scale, a random smooth convex loss,
-    and gamma of random sign and size, kept away from sigma (the theorems are about gamma != sigma)."""
+    """`theory.random_problem` n times: (y, loss, gamma, beta) with gamma != sigma."""
     gen = torch.Generator().manual_seed(1000 * m + seed)
     for _ in range(n):
-        y = T.random_batch(m, gen)
-        _, sigma = T.batch_moments(y)
-        ratio = 10 ** (2 * float(torch.rand(1, generator=gen)) - 1) * (1 if torch.rand(1, generator=gen) < 0.7 else -1)
-        if abs(abs(ratio) - 1) < 0.05:
-            ratio *= 2
-        yield y, T.random_loss(m, gen), ratio * float(sigma), float(torch.randn(1, generator=gen))
+        yield T.random_problem(m, gen)
 
 
 # --- the gradient through the layer ----------------------------------------------------------------------------------

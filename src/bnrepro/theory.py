@@ -303,6 +303,38 @@ def random_batch(m: int, generator: torch.Generator, var: float | None = None,
     return sd * y + sd * float(torch.randn(1, generator=generator, dtype=dtype))
 
 
+def random_problem(m: int, generator: torch.Generator) -> tuple[Tensor, Loss, float, float]:
+    """(y, loss, gamma, beta) for checking the statements: a unit over a batch of m (`random_batch`), a random
+    downstream loss (`random_loss`), gamma of random sign with |gamma| / sigma log-uniform over 0.1..10 but at least
+    5% away from 1 (the theorems are about gamma != sigma), and a Gaussian beta."""
+    y = random_batch(m, generator)
+    _, sigma = batch_moments(y)
+    ratio = 10 ** (2 * float(torch.rand(1, generator=generator)) - 1)
+    if abs(ratio - 1) < 0.05:
+        ratio *= 2
+    sign = 1 if float(torch.rand(1, generator=generator)) < 0.7 else -1
+    return y, random_loss(m, generator), sign * ratio * float(sigma), float(torch.randn(1, generator=generator))
+
+
+#: Tolerance of an identity between two float computations, in units of TOLERANCE_UNITS * m * u * cond * scale.
+TOLERANCE_UNITS = 8
+
+
+def rounding_tolerance(m: int, scale: Tensor | float, y: Tensor | None = None) -> float:
+    """How far two computations of one quantity built from length-m sums may differ by rounding alone:
+    TOLERANCE_UNITS * m * u * cond * scale, with u the unit roundoff of float64, m u the standard bound on a
+    length-m sum's relative error (relative to the sum of its terms' magnitudes), cond = 1 + |mu|/sigma over the
+    units of y (centring y loses that factor of relative accuracy; 1 without y), `scale` the size of the terms
+    (each statement returns it) and TOLERANCE_UNITS = 8 for the handful of chained sums, products and square
+    roots in each side."""
+    cond = 1.0
+    if y is not None:
+        mu, sigma = batch_moments(y)
+        cond = float((1 + mu.abs() / sigma).amax())
+    u = torch.finfo(torch.float64).eps / 2
+    return TOLERANCE_UNITS * m * u * cond * float(torch.as_tensor(scale).detach().abs().amax())
+
+
 def real_bn_deviation(var: float, eps: float = 1e-5, m: int = 128, draws: int = 16, k: float = 0.5,
                       seed: int = 0) -> dict[str, float]:
     """How far real BatchNorm (variance + eps) is from each identity, for a unit of batch variance `var`: the median
