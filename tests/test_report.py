@@ -1,7 +1,7 @@
 """Verdicts across seeds: agreement counts and the table, on hand-made claims (no training)."""
 
 from bnrepro import report
-from bnrepro.report import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim
+from bnrepro.claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim
 
 
 def claim(key: str, verdict: str, ours: str) -> Claim:

@@ -29,6 +29,8 @@ class Spec:
     model: str  # "vgg" (the budget's VGG) or "dln"
     norm: str
     lr: float
+    loss_scale: float = 1.0  # the DLN's loss is this times the summed squared error (`RunConfig.dln_loss_scale`)
+    dtype: str = "float32"  # float64 reruns check that a verdict does not hang on float rounding
 
 
 def _data_location(root: str | None, budget: Budget) -> str | None:
@@ -59,12 +61,13 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
         return RunConfig(model="dln", norm=spec.norm, lr=spec.lr, steps=b.dln_steps, batch_size=b.dln_samples,
                          seed=seed, budget=b.name, data="gaussian", eval_every=b.dln_steps,
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
-                         ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples)
+                         ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
+                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype)
     return RunConfig(model=b.vgg_arch, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps, batch_size=b.vgg_batch_size,
                      seed=seed, width=b.vgg_width, budget=b.name, data=data, train_limit=b.train_limit,
                      test_limit=b.test_limit, eval_every=b.eval_every, probe_every=b.vgg_probe_every,
                      act_layers=VGG_ACT_LAYERS, ics_layers=VGG_ICS_LAYERS, ics_params=ics_params,
-                     landscape_grid=VGG_GRID)
+                     landscape_grid=VGG_GRID, dtype=spec.dtype)
 
 
 #: Every run the book's chapters use (each at every seed of a build).

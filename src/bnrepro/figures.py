@@ -161,28 +161,3 @@ def distributions_slider(runs: Sequence[RunRecord], layers: Sequence[int], n_fra
 
     return figure_slider(lambda t: distributions_figure(runs, layers, upto=t, points=points),
                          slider_steps(runs[0], n_frames), "training step ≤")
-
-
-def moments_figure(runs: Sequence[RunRecord], layers: Sequence[int]) -> Figure:
-    """Figure 8: for one random unit per layer, (a) |mu_{t+1} - mu_t| and |var_{t+1} - var_t| between successive
-    steps and (b) mu_t - mu_0 and var_t - var_0 since the start, for each run."""
-    cols = [("|Δ mean| between steps", 0, "step"), ("|Δ variance| between steps", 1, "step"),
-            ("mean − initial mean", 0, "start"), ("variance − initial variance", 1, "start")]
-    fig, axes = plt.subplots(len(layers), 4, figsize=(14, 2.3 * len(layers)), squeeze=False)
-    for i, layer in enumerate(layers):
-        for j, (title, m, kind) in enumerate(cols):
-            ax = axes[i][j]
-            for r in runs:
-                k = list(r["act_layers"]).index(layer)
-                v = r["act_moments"][:, k, m].astype(float)
-                y = np.abs(np.diff(v)) if kind == "step" else v - v[0]
-                ax.plot(np.arange(1, len(y) + 1) if kind == "step" else np.arange(len(y)), y,
-                        color=COLORS[r.config["norm"]], lw=0.6, alpha=0.85, label=label(r, with_lr=False))
-            ax.set_title(f"layer #{layer}: {title}", fontsize=9)
-            if kind == "step":
-                ax.set_yscale("symlog", linthresh=1e-3)
-            if i == len(layers) - 1:
-                ax.set_xlabel("training steps")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig

@@ -128,7 +128,10 @@ class RunStore:
         self.root = Path(root) if root is not None else default_records_dir()
 
     def path(self, config: dict, suffix: str = ".json") -> Path:
-        slug = f"{config['model']}-{config['norm']}-lr{config['lr']:g}-seed{config['seed']}-{config_key(config)}"
+        extra = (f"-c{config['dln_loss_scale']:g}" if "dln_loss_scale" in config else "") + \
+            (f"-{config['dtype']}" if "dtype" in config else "")  # later fields, present only when not default
+        slug = (f"{config['model']}-{config['norm']}-lr{config['lr']:g}{extra}-seed{config['seed']}-"
+                f"{config_key(config)}")
         return self.root / config["budget"] / (slug + suffix)
 
     def load(self, config: dict) -> RunRecord | None:

@@ -1,4 +1,5 @@
-"""Section 2.1's figures and claims, drawn from tiny real runs (VGG-16 at width 1/16 on synthetic data)."""
+"""Section 2.1's figures (the shared training curves and ridge plots, and Figure 8) and claims, drawn from tiny
+real runs (VGG-16 at width 1/16 on synthetic data)."""
 
 import dataclasses
 
@@ -6,7 +7,8 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import pytest
 
-from bnrepro import figures, report
+from bnrepro import claims, figures
+from bnrepro.sections import sec21
 from bnrepro.data import load_cifar10
 from bnrepro.experiments import VGG_ACT_LAYERS
 from bnrepro.train import RunConfig, train
@@ -14,7 +16,7 @@ from bnrepro.train import RunConfig, train
 
 @pytest.fixture(scope="module")
 def runs():
-    """The section's five runs, keyed like `report.load_section`'s: (model, norm, lr)."""
+    """The section's five runs, keyed like `sections.load_section`'s: (model, norm, lr)."""
     data = load_cifar10("synthetic:256")
     return {("vgg", norm, lr): train(RunConfig(model="vgg16", norm=norm, lr=lr, steps=20, batch_size=32, width=1 / 16,
                                                data="synthetic:256", eval_every=10, probe_every=5,
@@ -26,7 +28,7 @@ def test_figures_have_one_panel_per_run_and_layer(runs):
     std, bn, noisy = runs["vgg", "none", 0.1], runs["vgg", "batch", 0.1], runs["vgg", "noisy", 0.1]
     assert len(figures.accuracy_figure([std, bn]).axes) == 2
     assert len(figures.distributions_figure([std, bn, bn], (3, 11), points=["pre", "pre", "post"]).axes) == 6
-    assert len(figures.moments_figure([std, bn, noisy], (2, 9, 13)).axes) == 12
+    assert len(sec21.moments_figure([std, bn, noisy], (2, 9, 13)).axes) == 12
     plt.close("all")
 
 
@@ -50,10 +52,10 @@ def test_slider_has_one_frame_per_chosen_step(runs):
 
 
 def test_claims_have_verdicts_and_glueable_values(runs):
-    claims = report.claims_sec21(runs)
-    assert {c.key for c in claims} >= {"c21_generalise", "c21_std05", "c21_noisy", "c21_stable"}
-    for c in claims:
-        assert c.verdict in (report.REPRODUCED, report.PARTLY, report.NOT_REPRODUCED)
+    claimed = sec21.SECTION.claims(runs)
+    assert {c.key for c in claimed} >= {"c21_generalise", "c21_std05", "c21_noisy", "c21_stable"}
+    for c in claimed:
+        assert c.verdict in (claims.REPRODUCED, claims.PARTLY, claims.NOT_REPRODUCED)
         assert all(isinstance(v, (int, float)) for v in c.values.values())
-    table = report.claims_markdown(claims)
-    assert table.count("\n") == len(claims) + 1  # a literal | in a cell must not split rows
+    table = claims.claims_markdown(claimed)
+    assert table.count("\n") == len(claimed) + 1  # a literal | in a cell must not split rows

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from bnrepro import figures_ics, report
+from bnrepro import claims
+from bnrepro.sections import sec22
 from bnrepro.costs import ics_cost
 from bnrepro.data import load_cifar10
 from bnrepro.experiments import make_config
 from bnrepro.train import train
 
 SYNTH = "synthetic:256"
-VERDICTS = {report.REPRODUCED, report.PARTLY, report.NOT_REPRODUCED}
+VERDICTS = {claims.REPRODUCED, claims.PARTLY, claims.NOT_REPRODUCED}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def runs():
     torch.set_num_threads(1)
     data = load_cifar10(SYNTH)
     out = {}
-    for s in report.SECTIONS["2.2"].specs:
+    for s in sec22.SECTION.specs:
         cfg = dataclasses.replace(make_config(s, "smoke", data=SYNTH), steps=20, probe_every=5, act_layers=(),
                                   landscape_grid=(), dln_samples=100, eval_every=20)
         out[s.model, s.norm, s.lr] = train(cfg, data)
@@ -38,12 +39,12 @@ def test_records_hold_ics_at_every_probe_step(runs):
     rec = runs["vgg", "batch", 0.1]
     assert rec.config["ics_layers"] == [5, 10] and list(rec["probe_step"]) == [0, 5, 10, 15]
     assert rec["ics_l2"].shape == rec["ics_cos"].shape == (4, 2)
-    assert figures_ics.ics_series(rec, 10, "cos").shape == (4,)
+    assert sec22.ics_series(rec, 10, "cos").shape == (4,)
 
 
 @pytest.mark.parametrize("model", ["vgg", "dln"])
 def test_ics_figure_has_a_training_panel_and_two_per_layer(runs, model):
-    fig = figures_ics.ics_figure([r for (m, _, _), r in runs.items() if m == model])
+    fig = sec22.ics_figure([r for (m, _, _), r in runs.items() if m == model])
     assert len(fig.axes) == 2 * (1 + 2 * 2)  # two LRs x (training curve + (l2, cos) for two layers)
     lrs = ["0.1", "0.01"] if model == "vgg" else ["1e-06", "1e-07"]
     assert [ax.get_title() for ax in fig.axes[:2]] == [f"LR = {lr}" for lr in lrs]
@@ -52,7 +53,7 @@ def test_ics_figure_has_a_training_panel_and_two_per_layer(runs, model):
 
 
 def test_ics_slider_has_one_frame_per_chosen_step(runs):
-    box = figures_ics.ics_slider([r for (m, _, _), r in runs.items() if m == "dln"], n_frames=3)
+    box = sec22.ics_slider([r for (m, _, _), r in runs.items() if m == "dln"], n_frames=3)
     slider, stack = box.children
     assert isinstance(slider, ipywidgets.SelectionSlider) and len(stack.children) == 3
     assert [label for label, _ in slider.options] == ["0", "10", "15"]
@@ -60,12 +61,12 @@ def test_ics_slider_has_one_frame_per_chosen_step(runs):
 
 
 def test_claims_have_verdicts_and_finite_values(runs):
-    claims = report.claims_sec22(runs)
-    assert [c.key for c in claims] == ["c22_vgg_scale", "c22_larger", "c22_dln_std", "c22_dln_bn", "c22_dln_loss"]
-    for c in claims:
+    claimed = sec22.SECTION.claims(runs)
+    assert [c.key for c in claimed] == ["c22_vgg_scale", "c22_larger", "c22_dln_std", "c22_dln_bn", "c22_dln_loss"]
+    for c in claimed:
         assert c.verdict in VERDICTS and c.rule and c.ours
         assert c.values and all(math.isfinite(v) for v in c.values.values()), c.key
-    ratios = claims[1].values
+    ratios = claimed[1].values
     assert ratios["vgg_min"] <= ratios["vgg_5_e1"] <= ratios["vgg_max"]
     assert ratios["dln_min"] <= ratios["dln_17_e7"] <= ratios["dln_max"]
 
@@ -73,14 +74,14 @@ def test_claims_have_verdicts_and_finite_values(runs):
 def test_ics_median_ignores_nan_cosines(runs):
     rec = dataclasses.replace(runs["dln", "none", 1e-7])
     rec.arrays = {**rec.arrays, "ics_cos": np.array([[0.5, np.nan], [np.nan, 0.2], [0.7, 0.4]])}
-    assert figures_ics.ics_median(rec, 9, "cos") == pytest.approx(0.6)
-    assert figures_ics.ics_median(rec, 17, "cos") == pytest.approx(0.3)
+    assert sec22.ics_median(rec, 9, "cos") == pytest.approx(0.6)
+    assert sec22.ics_median(rec, 17, "cos") == pytest.approx(0.3)
 
 
 def test_loss_rise_fraction(runs):
     rec = dataclasses.replace(runs["dln", "none", 1e-7])
     rec.arrays = {**rec.arrays, "train_loss": np.array([5.0, 4.0, 4.5, 3.0, 3.5], np.float32)}
-    assert figures_ics.loss_rise_fraction(rec) == 0.5
+    assert sec22.loss_rise_fraction(rec) == 0.5
 
 
 def test_ics_cost_is_positive():

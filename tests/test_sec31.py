@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from bnrepro import figures_landscape as fl
+from bnrepro.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
 from bnrepro.costs import probe_cost
 from bnrepro.data import load_cifar10
 from bnrepro.probes.landscape import DLN_GRID, VGG_GRID
-from bnrepro.report import NOT_REPRODUCED, PARTLY, REPRODUCED, claims_sec31
+from bnrepro.sections import sec31
 from bnrepro.train import RunConfig, train
 
 
@@ -20,7 +20,7 @@ from bnrepro.train import RunConfig, train
 
 @pytest.fixture(scope="module")
 def runs():
-    """The section's four runs, keyed like `report.load_section`'s: (model, norm, lr)."""
+    """The section's four runs, keyed like `sections.load_section`'s: (model, norm, lr)."""
     data = load_cifar10("synthetic:256")
     out = {}
     for norm in ("none", "batch"):
@@ -39,7 +39,7 @@ def pair(runs, model):
 
 def test_measures_are_the_bands_and_the_largest_beta(runs):
     rec = runs["vgg", "batch", 0.1]
-    m = fl.measures(rec)
+    m = sec31.measures(rec)
     assert list(m["step"]) == [0, 5, 10, 15]
     np.testing.assert_allclose(m["loss_lo"], rec["landscape_loss"].min(1))
     np.testing.assert_allclose(m["gd_hi"], rec["landscape_grad_diff"].max(1))
@@ -49,7 +49,7 @@ def test_measures_are_the_bands_and_the_largest_beta(runs):
 
 @pytest.mark.parametrize("model", ["vgg", "dln"])
 def test_landscape_figure_has_the_three_panels(runs, model):
-    fig = fl.landscape_figure(pair(runs, model))
+    fig = sec31.landscape_figure(pair(runs, model))
     axes = fig.axes
     assert [ax.get_title()[:3] for ax in axes] == ["(a)", "(b)", "(c)"]
     assert axes[0].get_yscale() == "log"
@@ -60,7 +60,7 @@ def test_landscape_figure_has_the_three_panels(runs, model):
 
 @pytest.mark.parametrize("model", ["vgg", "dln"])
 def test_gradient_change_figure_has_a_line_per_probed_step_and_a_colorbar(runs, model):
-    fig = fl.gradient_change_figure(pair(runs, model))
+    fig = sec31.gradient_change_figure(pair(runs, model))
     panels, colorbar = fig.axes[:2], fig.axes[2]
     assert len(fig.axes) == 3 and colorbar.get_ylabel() == "training step"
     for ax, rec in zip(panels, pair(runs, model)):
@@ -71,18 +71,18 @@ def test_gradient_change_figure_has_a_line_per_probed_step_and_a_colorbar(runs, 
 
 def test_along_gradient_figure_and_slider(runs):
     models = [pair(runs, "vgg"), pair(runs, "dln")]
-    first, last = (fl.along_gradient_figure(models, p) for p in (0, 100))
+    first, last = (sec31.along_gradient_figure(models, p) for p in (0, 100))
     assert len(first.axes) == 4
     assert [ax.get_ylim() for ax in first.axes] == [ax.get_ylim() for ax in last.axes]  # fixed across frames
     plt.close("all")
-    box = fl.along_gradient_slider(models, percents=(0, 100))
+    box = sec31.along_gradient_slider(models, percents=(0, 100))
     slider, stack = box.children
     assert isinstance(slider, ipywidgets.SelectionSlider) and len(stack.children) == 2
     assert plt.get_fignums() == []  # the frames' figures are closed
 
 
 def test_claims_sec31_have_valid_verdicts_and_finite_values(runs):
-    claims = claims_sec31(runs)
+    claims = sec31.SECTION.claims(runs)
     assert [c.key for c in claims] == ["c31_loss", "c31_predictive", "c31_beta", "c31_eos"]
     for c in claims:
         assert c.verdict in (REPRODUCED, PARTLY, NOT_REPRODUCED)
