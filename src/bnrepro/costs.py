@@ -20,6 +20,7 @@ from .experiments import DLN_ICS_LAYERS, VGG_ICS_LAYERS
 from .models import build_model, dln_data
 from .probes import ProbeContext
 from .probes.curvature import measure_curvature
+from .probes.bn_theory import measure_bn_theory
 from .probes.ics import measure_ics
 from .probes.landscape import DLN_GRID, VGG_GRID, measure_landscape, preferred_mode
 from .probes.weight_norms import WeightNormRecorder
@@ -159,4 +160,12 @@ def weight_norms_cost(model: str, budget: str, device: str | None = None,
         return {"probe": lambda: recorder.record(0)}  # reads the .grad the timed steps leave
 
     t, name = _timed_against_step(model, budget, device, repeats, probes)
+    return {"step_ms": t["step"], "probe_ms": t["probe"], "probe_per_step": t["probe"] / t["step"], "device": name}
+
+
+def bn_theory_cost(model: str, budget: str, device: str | None = None, repeats: int = 5) -> dict[str, float | str]:
+    """Time one training step and one Section 4 probe (`probes.bn_theory`, every BatchNorm layer) for the budget's
+    network with BatchNorm; best of `repeats`. Returns `step_ms`, `probe_ms`, `probe_per_step` and `device`."""
+    t, name = _timed_against_step(model, budget, device, repeats,
+                                  lambda ctx, grid: {"probe": lambda: measure_bn_theory(ctx)})
     return {"step_ms": t["step"], "probe_ms": t["probe"], "probe_per_step": t["probe"] / t["step"], "device": name}

@@ -64,6 +64,7 @@ class RunConfig:
     curvature_every: int = 1  # the top eigenvalue at every k-th probe step only (the batch sharpness at every one)
     random_dirs: int = 0  # the landscape probe also along this many random directions
     weight_norms: bool = False  # record ||W||^2 and ||grad_W L||^2 of every layer's weight at every step
+    bn_theory: bool = False  # probe Section 4's quantities in every BatchNorm layer (`probes.bn_theory`); norm="batch"
 
     def __post_init__(self):
         if self.norm not in NORMS:
@@ -84,6 +85,9 @@ class RunConfig:
             raise ValueError(f"curvature_tol must be a finite number >= 0, got {self.curvature_tol!r}")
         if self.random_dirs and not self.landscape_grid:
             raise ValueError("random_dirs needs the landscape probe: give landscape_grid as well")
+        if self.bn_theory and self.norm != "batch":
+            raise ValueError(f"bn_theory probes BatchNorm layers, but norm is {self.norm!r}: use norm='batch' or "
+                             "bn_theory=False")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -109,7 +113,7 @@ class RunConfig:
 
 _LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
                    if f.name in ("dtype", "dln_loss_scale", "curvature_iters", "curvature_tol", "curvature_every",
-                                 "random_dirs", "weight_norms")}
+                                 "random_dirs", "weight_norms", "bn_theory")}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -194,6 +198,11 @@ def _probe(cfg: RunConfig, ctx: ProbeContext, landscape_mode: str) -> dict[str, 
 
         for k, v in measure_landscape(ctx, cfg.landscape_grid, landscape_mode, cfg.random_dirs).items():
             out[f"landscape_{k}"] = v
+    if cfg.bn_theory:
+        from .probes.bn_theory import measure_bn_theory
+
+        for k, v in measure_bn_theory(ctx).items():
+            out[f"bn_theory_{k}"] = v
     return {k: v.detach().float().cpu() for k, v in out.items()}
 
 
