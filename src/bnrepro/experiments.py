@@ -66,12 +66,26 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
                          seed=seed, budget=b.name, data="gaussian", eval_every=b.dln_steps,
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
                          ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
-                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype)
+                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype, **optional_probes(spec))
     return RunConfig(model=b.vgg_arch, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps, batch_size=b.vgg_batch_size,
                      seed=seed, width=b.vgg_width, budget=b.name, data=data, train_limit=b.train_limit,
                      test_limit=b.test_limit, eval_every=b.eval_every, probe_every=b.vgg_probe_every,
                      act_layers=VGG_ACT_LAYERS, ics_layers=VGG_ICS_LAYERS, ics_params=ics_params,
-                     landscape_grid=VGG_GRID, dtype=spec.dtype)
+                     landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec))
+
+
+def optional_probes(spec: Spec) -> dict:
+    """The costlier probes a book run carries besides activations, ICS and the landscape (see `bnrepro.costs`).
+
+    Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every
+    second one), for its sharpness against 2/LR (appendix on the DLN). DLN BatchNorm runs: Section 4's probe.
+    """
+    if spec.model != "dln":
+        return {}
+    probes = {"curvature_iters": 20, "curvature_every": 2}
+    if spec.norm == "batch":
+        probes["bn_theory"] = True
+    return probes
 
 
 #: Every run the book's chapters use (each at every seed of a build).
