@@ -151,3 +151,44 @@ def loss_figure(runs: dict[float, Sequence[Sequence[RunRecord]]], paper: dict[tu
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+#: The paper's final DLN training losses read off its figures (Figures 3b, 5b, 13a; /work/shared/paper.md §4).
+PAPER_FINAL_LOSS = {("none", 1e-6): 1.6e3, ("batch", 1e-6): 5e2, ("l1", 1e-6): 1e2, ("l2", 1e-6): 5e2,
+                    ("linf", 1e-6): 1e3, ("none", 1e-7): 4e3, ("batch", 1e-7): 7e2}
+
+
+def final_loss_decades(runs: dict[tuple[str, float], Sequence[RunRecord]]) -> dict[tuple[str, float], float]:
+    """log10(our final training loss ÷ the paper's) per (norm, LR), the median over seeds (inf if a run diverged):
+    how many decades a reading's loss level is off the paper's plotted one."""
+    out = {}
+    for key, recs in runs.items():
+        if key in PAPER_FINAL_LOSS:
+            finals = [r.summary["final_train_loss"] if r.status == "completed" else np.inf for r in recs]
+            out[key] = float(np.log10(np.median(finals) / PAPER_FINAL_LOSS[key]))
+    return out
+
+
+_SHORT = {"reproduced": "yes", "partly reproduced": "partly", "not reproduced": "no", FLIPS: FLIPS}
+
+
+def _figures(paper_text: str) -> str:
+    """The paper's DLN figures a claim's text cites (its own words, e.g. "Figure 3b", "Figure 10c")."""
+    import re
+
+    found = re.findall(r"Figures? ((?:\d+[a-d]?(?:, | and )?)+)", paper_text)
+    return ", ".join(dict.fromkeys(f for group in found for f in re.split(r", | and ", group) if f)) or "—"
+
+
+def variants_markdown(variants: Sequence[ClaimVariants], seeds: Sequence[int], f64_seeds: Sequence[int]) -> str:
+    """A table: each DLN-dependent claim, the paper's figures it cites, its verdict at each seed under each reading
+    (float32), and whether float64 reruns at `f64_seeds` give the same verdicts."""
+    head = ("| Section | The paper says | Figures | " + " | ".join(f"c = {c:g}" for c in READINGS)
+            + " | Both readings | float64 |")
+    rows = [head, "|---" * (len(READINGS) + 5) + "|"]
+    for v in variants:
+        cells = [", ".join(_SHORT[v.verdicts[c, "float32", s]] for s in seeds) for c in READINGS]
+        f64 = "flips" if v.flips_with_rounding() else "same verdicts"
+        rows.append(f"| {v.section} | {v.claim.paper.replace('|', chr(92) + '|')} | {_figures(v.claim.paper)} | "
+                    + " | ".join(cells) + f" | {'yes' if v.holds_under_both() else 'no'} | {f64} |")
+    return "\n".join(rows)
