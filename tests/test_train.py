@@ -334,9 +334,9 @@ def test_resolve_budget_best(tmp_path):
 
 
 def test_unknown_budget_lists_valid_ones():
-    with pytest.raises(ValueError, match="smoke, cpu, paper"):
+    with pytest.raises(ValueError, match=", ".join(budgets.BUDGET_ORDER)):
         get_budget("nope")
-    assert [get_budget(n).name for n in budgets.BUDGET_ORDER] == ["smoke", "cpu", "paper"]
+    assert [get_budget(n).name for n in budgets.BUDGET_ORDER] == ["smoke", "cpu", "cpu15k", "paper"]
 
 
 def test_data_root(monkeypatch):
