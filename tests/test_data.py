@@ -293,7 +293,8 @@ def test_batch_files_hold_only_numpy_globals():
     raw = py2_pickle(batch(np.random.default_rng(0), 3, "data_batch_1"))
     ops = [(op.name, arg) for op, arg, _ in pickletools.genops(raw)]
     assert ops[0] == ("PROTO", 2) and ("SHORT_BINSTRING", "data") in ops
-    assert {a for o, a in ops if o == "GLOBAL"} == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
+    globals_ = {a for o, a in ops if o == "GLOBAL"}
+    assert globals_ == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
 
 
 @pytest.mark.parametrize("numpy_module", ["numpy.core.multiarray", "numpy._core.multiarray"])

@@ -26,8 +26,9 @@ AVX2 and portable (ATEN_CPU_CAPABILITY=default) kernels. A difference of two suc
 
 def rtol(out: dict[str, torch.Tensor], key: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Relative tolerance for `out[key]` from its conditioning: ULPS eps, and for the gradient change ||g - g'|| (and
-    beta, its ratio to eta ||g||) times the cancellation factor (||g|| + ||g'||) / ||g - g'|| <= 1 + 2 ||g|| / ||g - g'||:
-    errors of size eps ||g|| and eps ||g'|| survive the subtraction. At eta = 0.01 LR on the DLN that factor is ~1e3."""
+    beta, its ratio to eta ||g||) times the cancellation factor (||g|| + ||g'||) / ||g - g'||, which is at most
+    1 + 2 ||g|| / ||g - g'||: errors of size eps ||g|| and eps ||g'|| survive the subtraction. At eta = 0.01 LR on the
+    DLN that factor is ~1e3."""
     tol = torch.tensor(ULPS * torch.finfo(dtype).eps, dtype=torch.float64)
     if key in ("grad_diff", "beta"):
         return tol * (1 + 2 * out["grad_norm"].double() / out["grad_diff"].double())

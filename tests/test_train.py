@@ -84,7 +84,7 @@ def test_standard_dln_descends_at_every_step_inside_its_stable_range():
     iteration, float64), 9x below 2/LR = 2e7, so gradient descent lowers the loss at every step; the smallest step's
     drop (2.8e-4 of the loss) is far above float32 rounding, and float64 gives the same losses to 4 digits.
     Not LR 1e-6: there the eigenvalue reaches 2/LR within 25 steps, and whether the run then diverges depends on
-    the CPU's float rounding (measured: it diverges at step 75 with AVX2 kernels and completes with the portable ones)."""
+    the CPU's float rounding (measured: it diverges at step 75 with AVX2 kernels, completes with the portable ones)."""
     loss = dln_losses("none", 1e-7)
     assert (np.diff(loss) < 0).all(), np.flatnonzero(np.diff(loss) >= 0)
     assert loss[-1] < 0.9 * loss[0]  # measured 0.84
