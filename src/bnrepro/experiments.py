@@ -77,12 +77,12 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
 def optional_probes(spec: Spec) -> dict:
     """The costlier probes a book run carries besides activations, ICS and the landscape (see `bnrepro.costs`).
 
-    Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every
-    second one), for its sharpness against 2/LR (appendix on the DLN). DLN BatchNorm runs: Section 4's probe.
+    Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every fourth
+    one), for its sharpness against 2/LR (appendix on the DLN). DLN BatchNorm runs: Section 4's probe.
     """
     if spec.model != "dln":
         return {}
-    probes = {"curvature_iters": 20, "curvature_every": 2}
+    probes = {"curvature_iters": 20, "curvature_every": 4}
     if spec.norm == "batch":
         probes["bn_theory"] = True
     return probes
