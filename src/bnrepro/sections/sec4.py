@@ -1,0 +1,430 @@
+"""Section 4, the theory: each statement checked numerically (`bnrepro.theory`), real BatchNorm's eps against the
+theorem's BN, the step-size toy, Figures 7 and 9, the Section 4 probe (`probes.bn_theory`) plotted over training,
+and the section's claims with their rules.
+
+The statements are checked on random draws in float64 (`statement_checks`); an identity "holds with equality" when
+every draw's two sides agree within `theory.rounding_tolerance`. The trained networks' quantities come from the
+`bn_theory_unit` and `bn_theory_layer` arrays of the BatchNorm runs (layer index k is paper layer k + 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from .. import theory as T
+from ..claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section
+from ..experiments import DLN_ACT_LAYERS, Spec
+from ..figures import COLORS, distributions_figure, label
+from ..models import build_model
+from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
+from ..records import RunRecord
+
+#: Batch sizes of the numerical checks: from the smallest batch BatchNorm allows to a large one.
+BATCHES = (2, 3, 8, 128, 1024)
+#: Random draws per batch size (each a unit's activations, a downstream loss, gamma and beta).
+DRAWS = 20
+#: Loss scales at which the printed Theorem 4.4 is evaluated (it is not invariant to the loss's scale).
+LOSS_SCALES = (1e-3, 1.0, 1e3)
+#: Batch variances, in units of eps, at which real BatchNorm is compared with the theorem's.
+VAR_OVER_EPS = tuple(float(v) for v in np.logspace(-2, 6, 17))
+EPS = 1e-5  # PyTorch's default BatchNorm eps, which the book's networks use
+
+
+# --- the statements, checked ----------------------------------------------------------------------------------------
+
+def _record(out: dict, key: str, lhs, rhs, scale, tol: float) -> None:
+    """Accumulate the largest |lhs - rhs| relative to the terms' size and to the rounding tolerance."""
+    d = abs(float(lhs - rhs))
+    out[key]["max_rel"] = max(out[key]["max_rel"], d / max(float(scale), 1e-300))
+    out[key]["max_tol"] = max(out[key]["max_tol"], d / tol)
+
+
+def statement_checks(batches: Sequence[int] = BATCHES, draws: int = DRAWS, seed: int = 0) -> dict[str, dict]:
+    """Every statement on `draws` random problems per batch size (`theory.random_problem`, float64).
+
+    Per statement: `max_rel`, the largest |lhs - rhs| over the size of the terms, and `max_tol`, the same over the
+    rounding tolerance (<= 1: equality up to rounding on every draw); `n`, the draws. For a printed form that
+    differs: `printed_fail`, the fraction of draws where it is violated beyond rounding (lhs > printed + tol), and
+    `printed_max_rel`, its largest violation over the size of the terms (Theorem 4.4 per loss scale of LOSS_SCALES).
+    Theorem 4.2 also has `second_fail` (its second form) and `positive` (fraction of draws with <g, y_hat> > 0).
+    """
+    keys = ("thm41", "thm42", "thm44", "obs43", "lemma45")
+    out = {k: {"max_rel": 0.0, "max_tol": 0.0, "n": 0} for k in keys}
+    out["thm41"] |= {"printed_fail": 0, "printed_max_rel": 0.0}
+    out["thm42"] |= {"second_fail": 0, "positive": 0}
+    out["thm44"] |= {f"printed_fail_{c:g}": 0 for c in LOSS_SCALES}
+    for m in batches:
+        gen = torch.Generator().manual_seed(seed * 100_003 + m)
+        for _ in range(draws):
+            y, loss, gamma, beta = T.random_problem(m, gen)
+            s = T.theorem_4_1(loss, y, gamma, beta)
+            tol = T.rounding_tolerance(m, s["scale"], y)
+            _record(out, "thm41", s["lhs"], s["rhs"], s["scale"], tol)
+            out["thm41"]["printed_fail"] += bool(s["lhs"] > s["printed"] + tol)
+            out["thm41"]["printed_max_rel"] = max(out["thm41"]["printed_max_rel"],
+                                                  float((s["lhs"] - s["printed"]) / s["scale"]))
+            s = T.theorem_4_2(loss, y, gamma, beta)
+            tol = T.rounding_tolerance(m, s["scale"], y)
+            _record(out, "thm42", s["lhs"], s["rhs"], s["scale"], tol)
+            out["thm42"]["second_fail"] += bool(s["lhs"] > s["second"] + tol)
+            out["thm42"]["positive"] += bool(s["sign"] > 0)
+            lam = 0.5 + abs(beta)
+            for c in LOSS_SCALES:
+                s = T.theorem_4_4(lambda z, c=c: c * loss(z), y, gamma, lam, beta=beta)
+                tol = T.rounding_tolerance(m, s["scale"], y)
+                _record(out, "thm44", s["lhs"], s["rhs"], s["scale"], tol)
+                out["thm44"][f"printed_fail_{c:g}"] += bool(s["lhs"] > s["printed"] + tol)
+            s = T.observation_4_3(y)
+            _record(out, "obs43", (s["lhs"] - s["rhs"]).abs().max(), 0.0, s["scale"],
+                    T.rounding_tolerance(m, s["scale"], y))
+            w0 = torch.randn(m, generator=gen, dtype=torch.float64)
+            ws = torch.randn(m, generator=gen, dtype=torch.float64) + w0  # so that <W0, W*> > 0 mostly
+            if float(w0.dot(ws)) > 0:
+                s = T.lemma_4_5(w0, ws)
+                _record(out, "lemma45", s["lhs"], s["rhs"], s["scale"], T.rounding_tolerance(m, s["scale"]))
+                out["lemma45"]["n"] += 1
+            for k in ("thm41", "thm42", "thm44", "obs43"):
+                out[k]["n"] += 1
+    for k, v in out.items():
+        for name in [n for n in v if n.startswith(("printed_fail", "second_fail", "positive"))]:
+            v[name] /= out[k]["n"]
+    return out
+
+
+def network_check(model: str, seed: int = 0) -> float:
+    """Observation 4.3 on a whole network of the book (float64, `theory.match_standard`): the largest difference
+    between the BN network's and the standard network's outputs on a batch, over the rounding tolerance of one
+    layer times the depth (<= 1: the construction reproduces the activations)."""
+    torch.manual_seed(seed)
+    std, bnm = (build_model(model, norm, 1 / 16).double().train() for norm in ("none", "batch"))
+    x = torch.randn(64, 10, dtype=torch.float64) if model == "dln" else torch.randn(16, 3, 32, 32,
+                                                                                 dtype=torch.float64)
+    T.match_standard(bnm, std, x)
+    with torch.no_grad():
+        out_std, out_bn = std(x), bnm(x)
+    m = x.shape[0] * (1 if model == "dln" else x.shape[2] * x.shape[3])
+    depth = len(std.layers())
+    return float((out_bn - out_std).abs().max()) / (depth * T.rounding_tolerance(m, out_std.abs().max()))
+
+
+def real_bn_curves(var_over_eps: Sequence[float] = VAR_OVER_EPS, eps: float = EPS, **kw) -> dict[str, np.ndarray]:
+    """`theory.real_bn_deviation` at each batch variance var_over_eps * eps: `var_over_eps` and one array per
+    statement."""
+    rows = [T.real_bn_deviation(v * eps, eps, **kw) for v in var_over_eps]
+    return {"var_over_eps": np.asarray(var_over_eps)} | {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def real_bn_figure(curves: dict[str, np.ndarray]) -> Figure:
+    """How far real BatchNorm (variance + eps) is from each identity, against the batch variance over eps."""
+    names = {"thm41": "Theorem 4.1 (gradient norm)", "thm42": "Theorem 4.2 (curvature along the gradient)",
+             "obs43": "Observation 4.3 (activations, γ = σ)", "lemma45": "Lemma 4.5 (scale invariance, k = 1/2)"}
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    x = curves["var_over_eps"]
+    for (key, name), style in zip(names.items(), ("-", "--", ":", "-.")):
+        ax.loglog(x, np.maximum(curves[key], 1e-17), style, lw=1.6, label=name)
+    ax.axvline(1, color="grey", lw=0.8)
+    ax.set(xlabel="batch variance of the unit ÷ eps", ylabel="relative deviation (median over draws)",
+           title="Real BatchNorm against the theorem's")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- the step-size toy ----------------------------------------------------------------------------------------------
+
+def step_size_figure(lr: float = 0.1, steps: int = 25) -> Figure:
+    """Gradient descent on a two-dimensional quadratic at learning rate `lr`: (a) the loss when the largest curvature
+    is just below and just above 2/lr, (b) for both, the curvature along each step and the effective beta
+    (||A g|| / ||g||) against 2/lr."""
+    w0 = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    runs = {f"λ_max = {f:g} × 2/LR": T.gd_on_quadratic(torch.tensor([0.3 * 2 / lr, f * 2 / lr],
+                                                                      dtype=torch.float64), w0, lr, steps)
+            for f in (0.95, 1.05)}
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    for (name, r), color in zip(runs.items(), ("tab:blue", "tab:red")):
+        axes[0].semilogy(r["loss"].numpy(), color=color, label=name)
+    axes[0].set(xlabel="step", ylabel="loss", title="(a) loss")
+    axes[0].legend(fontsize=8)
+    for r, color in zip(runs.values(), ("tab:blue", "tab:red")):
+        axes[1].plot(r["curvature"].numpy(), color=color)
+        axes[1].plot(r["beta"].numpy(), "--", color=color)
+    axes[1].plot([], [], color="grey", label="curvature along the step")
+    axes[1].plot([], [], "--", color="grey", label="effective β (‖Ag‖/‖g‖)")
+    axes[1].axhline(2 / lr, color="black", lw=0.8, label="2/LR")
+    axes[1].set(xlabel="step", title="(b) curvature along each step")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- Figures 7 and 9 ------------------------------------------------------------------------------------------------
+
+def network_diagram() -> Figure:
+    """Figure 7: (a) the vanilla network x -> W -> y -> L and (b) the same network with one BatchNorm layer,
+    y -> y_hat = (y - mu)/sigma -> z = gamma y_hat + beta -> L_hat."""
+    rows = [("(a) vanilla network", ["$x$", "$W$", "$y$", "$\\mathcal{L}$"]),
+            ("(b) with BatchNorm", ["$x$", "$W$", "$y$", "$\\hat y=\\dfrac{y-\\mu}{\\sigma}$",
+                                    "$z=\\gamma\\hat y+\\beta$", "$\\hat{\\mathcal{L}}$"])]
+    fig, ax = plt.subplots(figsize=(9.0, 2.8))
+    ax.set_axis_off()
+    ax.set(xlim=(0, 10), ylim=(0, 2.2))
+    for r, (title, nodes) in enumerate(rows):
+        yc = 1.6 - 1.1 * r
+        ax.text(0.05, yc + 0.38, title, fontsize=10, ha="left")
+        xs = np.linspace(0.6, 9.2, len(nodes)) if r else np.linspace(0.6, 9.2, 6)[[0, 1, 2, 5]]
+        for i, (x, text) in enumerate(zip(xs, nodes)):
+            bn = r == 1 and i in (3, 4)
+            w = 1.3 if bn else 0.6
+            ax.add_patch(FancyBboxPatch((x - w / 2, yc - 0.22), w, 0.44, boxstyle="round,pad=0.04",
+                                        fc="#dbe8f6" if bn else "#f2f2f2", ec=COLORS["batch"] if bn else "grey"))
+            ax.text(x, yc, text, ha="center", va="center", fontsize=10)
+            if i:
+                prev = xs[i - 1] + (0.69 if r == 1 and i - 1 in (3, 4) else 0.34)
+                ax.add_patch(FancyArrowPatch((prev, yc), (x - w / 2 - 0.04, yc), arrowstyle="-|>",
+                                             mutation_scale=12, color="black", lw=1))
+    fig.tight_layout()
+    return fig
+
+
+def figure_9(std: RunRecord, bn: RunRecord, layers: Sequence[int] = DLN_ACT_LAYERS) -> Figure:
+    """Figure 9: ridge plots of one random unit of DLN layers 1, 11 and 24 over training, for the standard network
+    and for the BN network before (its sigma_j is Theorem 4.1's) and after its BatchNorm."""
+    return distributions_figure([std, bn, bn], layers, points=["post", "pre", "post"])
+
+
+def unit_std(rec: RunRecord) -> np.ndarray:
+    """The pre-normalisation standard deviation of each followed unit at every step, [step, followed layer]."""
+    return np.sqrt(rec["act_pre_moments"][:, :, 1].astype(float))
+
+
+# --- the trained networks -------------------------------------------------------------------------------------------
+
+def probe_arrays(rec: RunRecord) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(probe steps, unit quantities {name: [step, layer, percentile]}, layer quantities {name: [step, layer]})."""
+    if "bn_theory_layer" not in rec.arrays:
+        raise ValueError("this record has no Section 4 probe (it predates it): retrain it with bn_theory=True "
+                         "(python -m bnrepro book-runs --force ...)")
+    unit, layer = rec["bn_theory_unit"].astype(float), rec["bn_theory_layer"].astype(float)
+    return (rec["probe_step"], {n: unit[:, :, i] for i, n in enumerate(UNIT_QUANTITIES)},
+            {n: layer[:, :, i] for i, n in enumerate(LAYER_QUANTITIES)})
+
+
+def mechanism(rec: RunRecord) -> dict[str, float]:
+    """Medians over probed steps and BatchNorm layers of the layer totals, and how the gain splits.
+
+    gain = scale x kept exactly (Theorem 4.1, up to eps), with scale the gradient-weighted gamma^2/sigma^2 and kept
+    = 1 - removed_mean - removed_yhat. `scale_share` = |median log10 scale| / (|median log10 scale| + |median
+    log10 kept|): the part of the gradient's change in decades that the gamma/sigma scale accounts for.
+    """
+    _, unit, layer = probe_arrays(rec)
+    kept = 1 - layer["removed_mean"] - layer["removed_yhat"]
+    log_scale = float(np.nanmedian(np.log10(layer["scale"])))
+    log_kept = float(np.nanmedian(np.log10(np.clip(kept, 1e-30, None))))
+    ident = np.abs(layer["gain"] - layer["gain_identity"]) / layer["scale"]
+    return {"scale": 10 ** log_scale, "kept": 10 ** log_kept,
+            "gain": float(10 ** np.nanmedian(np.log10(layer["gain"]))),
+            "removed_mean": float(np.nanmedian(layer["removed_mean"])),
+            "removed_yhat": float(np.nanmedian(layer["removed_yhat"])),
+            "positive": float(np.nanmedian(layer["positive"])),
+            "positive_min": float(np.nanmin(layer["positive"])),
+            "gamma_over_sigma": float(np.nanmedian(unit["gamma_over_sigma"][:, :, 1])),
+            "eps_share": float(np.nanmedian(unit["eps_share"][:, :, 1])),
+            "eps_share_max": float(np.nanmax(unit["eps_share"][:, :, 2])),
+            "identity_dev": float(np.nanmax(ident)),
+            "scale_share": abs(log_scale) / max(abs(log_scale) + abs(log_kept), 1e-30)}
+
+
+def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
+    """The Section 4 probe over training, one line per BatchNorm layer (coloured from the first layer, dark, to the
+    last, light): (a) gamma/sigma (median over units), (b) the fraction of ||g_hat||^2 the mean projection removes
+    and (c) the fraction the y_hat projection removes, (d) the fraction of units with <g_hat, y_hat> > 0, (e) the
+    layer's gain ||dL/dy||^2 / ||g_hat||^2 and (f) its two factors, the gamma^2/sigma^2 scale and the part the
+    projections keep (medians over layers)."""
+    steps, unit, layer = probe_arrays(rec)
+    n = layer["scale"].shape[1]
+    colors = plt.cm.viridis(np.linspace(0, 0.9, n))
+    fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.0), layout="constrained")
+    panels = [(axes[0, 0], unit["gamma_over_sigma"][:, :, 1], "(a) γ/σ (median over units)", True),
+              (axes[0, 1], layer["removed_mean"], "(b) fraction of ‖ĝ‖² along 1", True),
+              (axes[0, 2], layer["removed_yhat"], "(c) fraction of ‖ĝ‖² along ŷ", True),
+              (axes[1, 0], layer["positive"], "(d) units with ⟨ĝ, ŷ⟩ > 0", False),
+              (axes[1, 1], layer["gain"], "(e) gain ‖∂L̂/∂y‖² ÷ ‖ĝ‖²", True)]
+    for ax, values, name, log in panels:
+        for k in range(n):
+            ax.plot(steps, values[:, k], color=colors[k], lw=0.9)
+        ax.set(title=name, xlabel="training steps")
+        if log:
+            ax.set_yscale("log")
+    axes[1, 0].axhline(0.5, color="black", lw=0.8, ls=":")
+    axes[1, 0].set_ylim(-0.02, 1.02)
+    axes[1, 1].axhline(1, color="black", lw=0.8, ls=":")
+    kept = 1 - layer["removed_mean"] - layer["removed_yhat"]
+    ax = axes[1, 2]
+    for values, name, style in ((layer["scale"], "γ²/σ² scale", "-"), (kept, "kept by the projections", "--"),
+                                (layer["gain"], "gain (their product)", ":")):
+        ax.plot(steps, np.nanmedian(values, axis=1), style, color=COLORS["batch"], label=name)
+    ax.set(yscale="log", title="(f) gain = scale × kept (layer medians)", xlabel="training steps")
+    ax.axhline(1, color="black", lw=0.8, ls=":")
+    ax.legend(fontsize=8)
+    sm = plt.cm.ScalarMappable(cmap=plt.cm.viridis, norm=plt.Normalize(1, n / 0.9))
+    fig.colorbar(sm, ax=axes.ravel().tolist(), label="BatchNorm layer", shrink=0.5, ticks=[1, n])
+    fig.suptitle(title or label(rec))
+    return fig
+
+
+# --- the claims -----------------------------------------------------------------------------------------------------
+
+def misprint_verdict(printed_fail: float, corrected_max_tol: float) -> str:
+    """A statement printed with a misprint: reproduced if the printed form holds on every draw, partly if it fails
+    somewhere but the proof-consistent form holds (with equality up to rounding) on every draw, else not."""
+    if corrected_max_tol > 1:
+        return NOT_REPRODUCED
+    return REPRODUCED if printed_fail == 0 else PARTLY
+
+
+def identity_verdict(max_tol: float) -> str:
+    """A statement the book reads as an identity: reproduced if both sides agree within rounding on every draw."""
+    return REPRODUCED if max_tol <= 1 else NOT_REPRODUCED
+
+
+def sigma_verdict(largest_std: float, spread: float) -> str:
+    """Figure 9's "sigma_j tends to be large and highly uncontrolled": the followed units' pre-normalisation std.
+    Large: its largest value over training at least 2 (then gamma^2/sigma^2 <= 1/4 at BN's initial gamma = 1, a
+    reduction of at least 4x); uncontrolled: it changes over training by a factor (max / min) of at least 2.
+    Reproduced if both hold (median over the followed units), partly if one does."""
+    ok = [largest_std >= 2, spread >= 2]
+    return REPRODUCED if all(ok) else PARTLY if any(ok) else NOT_REPRODUCED
+
+
+def sign_verdict(positive: Sequence[float]) -> str:
+    """Theorem 4.2's sign condition <g_hat, y_hat> > 0 "holds as long as the negative gradient points towards the
+    minimum": reproduced if in every network the median (over probed steps and layers) fraction of units where it
+    holds is at least 3/4 (it usually holds); partly if above 1/2 (more often than not) in some; else not."""
+    return REPRODUCED if all(p >= 0.75 for p in positive) else PARTLY if any(p > 0.5 for p in positive) \
+        else NOT_REPRODUCED
+
+
+def reduction_verdict(gains: Sequence[float]) -> str:
+    """Theorem 4.1's reading, that BatchNorm makes the loss more Lipschitz in the layer's activations: reproduced if
+    in every network the median gain ||dL_hat/dy||^2 / ||g_hat||^2 over probed steps and layers is below 1; partly
+    if in some."""
+    return REPRODUCED if all(g < 1 for g in gains) else PARTLY if any(g < 1 for g in gains) else NOT_REPRODUCED
+
+
+def driver(scale_share: float) -> str:
+    """Which factor of the gain moves it more, in decades: "the γ/σ scale" (share >= 2/3), "the projections"
+    (share <= 1/3) or "both"."""
+    return "the γ/σ scale" if scale_share >= 2 / 3 else "the projections" if scale_share <= 1 / 3 else "both"
+
+
+def claims(runs: dict[tuple[str, str, float], RunRecord]) -> list[Claim]:
+    """Section 4's claims: the five statements on random draws (`statement_checks`, `network_check`), Figure 9's
+    sigma from the DLN runs, and the theorems' quantities in the trained BatchNorm networks (`mechanism`)."""
+    checks = statement_checks()
+    nets = {m: network_check(m) for m in ("dln", "vgg11")}
+    out = []
+
+    c = checks["thm41"]
+    out.append(Claim(
+        "c4_thm41", "Theorem 4.1: ‖∂L̂/∂y‖² ≤ γ²/σ² (‖ĝ‖² − ⟨1, ĝ⟩²/m − ⟨ĝ, ŷ⟩²/√m) (as printed).",
+        f"with coefficient 1/m it holds with equality: largest |lhs − rhs| {c['max_rel']:.1e} of the terms' size "
+        f"({c['max_tol']:.2g} × the rounding tolerance) over {c['n']} draws; as printed (1/√m) it fails on "
+        f"{100 * c['printed_fail']:.0f}% of them, by up to {c['printed_max_rel']:.2g} of the terms' size",
+        misprint_verdict(c["printed_fail"], c["max_tol"]),
+        "reproduced if the printed form holds on every draw (beyond rounding); partly if it fails but the form with "
+        "1/m holds with equality on every draw", c))
+
+    c = checks["thm42"]
+    out.append(Claim(
+        "c4_thm42", "Theorem 4.2: vᵀ(∂²L̂/∂y²)v ≤ γ²/σ² vᵀHv − γ/(mσ²) ⟨ĝ, ŷ⟩ ‖v‖², v = ∂L̂/∂y (first form).",
+        f"holds with equality: largest |lhs − rhs| {c['max_rel']:.1e} of the terms' size ({c['max_tol']:.2g} × the "
+        f"rounding tolerance) over {c['n']} draws; the second form (ĝᵀHĝ in place of vᵀHv) fails on "
+        f"{100 * c['second_fail']:.0f}% of the same draws",
+        identity_verdict(c["max_tol"]),
+        "reproduced if both sides agree within rounding on every draw (the first form is then an equality)", c))
+
+    c = checks["obs43"]
+    net_worst = max(nets.values())
+    out.append(Claim(
+        "c4_obs43", "Observation 4.3: for any input and weights a BN configuration with γ = σ gives the same "
+                    "activations, so every minimum of the standard landscape is one of the BN landscape.",
+        f"γ = σ (γ = √(σ² + ε) for real BatchNorm), β = µ reproduces a unit's activations to {c['max_rel']:.1e} "
+        f"of their size ({c['max_tol']:.2g} × the rounding tolerance, {c['n']} draws), and whole networks' outputs "
+        f"within {nets['dln']:.2g} (DLN) and {nets['vgg11']:.2g} (VGG-11) × the rounding tolerance",
+        identity_verdict(max(c["max_tol"], net_worst)),
+        "reproduced if every unit and both networks are reproduced within rounding", c | {
+            f"net_{m}": v for m, v in nets.items()}))
+
+    c = checks["thm44"]
+    fails = {s: c[f"printed_fail_{s:g}"] for s in LOSS_SCALES}
+    out.append(Claim(
+        "c4_thm44", "Theorem 4.4: ĝ_j ≤ γ²/σ² (g_j² − mµ_g² − λ²⟨∂L/∂y, ŷ⟩²) (as printed).",
+        f"the proof-consistent form γ²/σ² (g_j − λ²mµ_g² − (λ²/m)⟨ĝ, ŷ⟩²) holds with equality: largest deviation "
+        f"{c['max_rel']:.1e} of the terms' size over {c['n']} draws at each loss scale; as printed it fails on "
+        + ", ".join(f"{100 * f:.0f}%" for f in fails.values()) + " of them with the loss scaled by "
+        + ", ".join(f"{s:g}" for s in fails),
+        misprint_verdict(max(fails.values()), c["max_tol"]),
+        "reproduced if the printed form holds on every draw at every loss scale; partly if it fails but the "
+        "proof-consistent form holds with equality on every draw", c))
+
+    c = checks["lemma45"]
+    out.append(Claim(
+        "c4_lemma45", "Lemma 4.5: if ⟨W₀, W*⟩ > 0, ‖W₀ − Ŵ*‖² ≤ ‖W₀ − W*‖² − (‖W*‖² − ⟨W*, W₀⟩)²/‖W*‖².",
+        f"at the proof's construction Ŵ* = kW* it holds with equality: largest deviation {c['max_rel']:.1e} of the "
+        f"terms' size ({c['max_tol']:.2g} × the rounding tolerance) over {c['n']} draws",
+        identity_verdict(c["max_tol"]),
+        "reproduced if both sides agree within rounding at the construction on every draw (the lemma's bound "
+        "then holds, the closest BN optimum being no farther)", c))
+
+    dstd, dbn = runs[("dln", "none", 1e-6)], runs[("dln", "batch", 1e-6)]
+    sd = unit_std(dbn)
+    largest, spread = float(np.median(sd.max(0))), float(np.median(sd.max(0) / sd.min(0)))
+    out.append(Claim(
+        "c4_sigma", "σ_j, the batch standard deviation BatchNorm divides by, \"tends to be large and highly "
+                    "uncontrolled in practice\" (Section 4, citing Figure 9).",
+        f"the DLN's followed BN units (layers " + ", ".join(str(int(x)) for x in dbn["act_layers"])
+        + f"): largest σ_j over training {largest:.3g}, changing by a factor {spread:.3g} over training "
+          "(medians over the units)",
+        sigma_verdict(largest, spread),
+        "large: the largest σ_j over training is at least 2 (γ²/σ² ≤ 1/4 at BN's initial γ = 1); uncontrolled: it "
+        "changes by a factor (max ÷ min over training) of at least 2; reproduced if both hold (medians over the "
+        "followed units), partly if one does",
+        {"largest": largest, "spread": spread,
+         "std_largest": float(np.median(unit_std(dstd).max(0)))}))
+
+    vbn = runs[("vgg", "batch", 0.1)]
+    mech = {"vgg": mechanism(vbn), "dln": mechanism(dbn)}
+    names = {"vgg": "VGG", "dln": "DLN"}
+    values = {f"{m}_{k}": v for m, d in mech.items() for k, v in d.items()}
+    out.append(Claim(
+        "c4_sign", "Theorem 4.2's reduction needs ⟨ĝ, ŷ⟩ > 0, which \"holds as long as the negative gradient ĝ "
+                   "is pointing towards the minimum\".",
+        "median fraction of BN units with ⟨ĝ, ŷ⟩ > 0: " + "; ".join(
+            f"{names[m]} {mech[m]['positive']:.2f} (lowest {mech[m]['positive_min']:.2f})" for m in mech),
+        sign_verdict([mech[m]["positive"] for m in mech]),
+        "reproduced if in both networks the median fraction (over probed steps and layers) is at least 3/4; partly "
+        "if above 1/2 in one", values))
+
+    for m in mech:
+        values[f"{m}_driver"] = driver(mech[m]["scale_share"])
+    out.append(Claim(
+        "c4_reduction", "BatchNorm makes the loss more Lipschitz in the layer's activations: the gradient is scaled "
+                        "by γ/σ and loses its components along 1 and ŷ (Theorem 4.1, applied to the trained "
+                        "networks).",
+        "median gain ‖∂L̂/∂y‖²/‖ĝ‖² over probed steps and BN layers: " + "; ".join(
+            f"{names[m]} {mech[m]['gain']:.3g} = scale γ²/σ² {mech[m]['scale']:.3g} × kept by the projections "
+            f"{mech[m]['kept']:.3g} (mostly {values[f'{m}_driver']})" for m in mech),
+        reduction_verdict([mech[m]["gain"] for m in mech]),
+        "reproduced if the median gain is below 1 in both networks; partly if in one", values))
+    return out
+
+
+SECTION = Section("4", "Theory: BatchNorm and the landscape, checked", "chapters/sec4_theory",
+                  (Spec("vgg", "batch", 0.1), Spec("dln", "none", 1e-6), Spec("dln", "batch", 1e-6)), claims)
