@@ -5,8 +5,9 @@ network. The section compares five schemes (standard, BatchNorm, l1, l2, l-infin
 the distribution of a layer-11 unit moves and how Gaussian it is (Figure 6), and on the three landscape measures of
 Section 3.1 (Figures 12 and 13). This module holds the section's runs, its measures, figures and claim rules.
 
-A runs mapping is keyed (model, norm, lr) for one seed, like every section's; the DLN's runs may come at either
-reading of its loss scale (`Spec.loss_scale`), since every rule compares schemes by ratios.
+A runs mapping is keyed (model, norm, lr) for one seed, like every section's. The DLN's runs are those of the
+book's lead reading of its loss scale (`experiments.DLN_LOSS_SCALE`); a mapping holding another reading's runs is
+judged by the same rules (`bnrepro.readings.variant_claims`), since every rule compares schemes by ratios.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section
-from ..experiments import Spec
+from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, NAMES, activation_arrays, ridge, slider_steps, smooth
 from ..records import RunRecord
 from .sec31 import landscape_summary
@@ -32,13 +33,9 @@ VGG_LR, DLN_LR = 0.1, 1e-6
 FIG6_LAYER = 11
 SHIFT_LAYERS = (2, 3, 9, 11, 13)
 
-#: The DLN's loss scales the chapter shows (`Spec.loss_scale`): the book's reading (the summed squared error) first.
-DLN_READINGS = (1.0, 0.1)
-
-
-def dln_specs(loss_scale: float = DLN_READINGS[0]) -> tuple[Spec, ...]:
-    """The section's DLN runs under one reading of the DLN's loss scale."""
-    return tuple(Spec("dln", n, DLN_LR, loss_scale=loss_scale) for n in SCHEMES)
+def dln_specs(loss_scale: float = DLN_LOSS_SCALE) -> tuple[Spec, ...]:
+    """The section's DLN runs under one reading of the DLN's loss scale (`bnrepro.readings`)."""
+    return tuple(Spec("dln", n, DLN_LR, loss_scale) for n in SCHEMES)
 
 
 SPECS = tuple(Spec("vgg", n, VGG_LR) for n in SCHEMES) + dln_specs()
@@ -54,11 +51,6 @@ def by_scheme(runs: Runs, model: str) -> dict[str, RunRecord]:
         raise ValueError(f"Section 3.3 needs {model} runs for {', '.join(missing)}: add them to the runs mapping "
                          f"(keys (model, norm, lr), e.g. {(model, missing[0], VGG_LR if model == 'vgg' else DLN_LR)})")
     return {n: found[n] for n in SCHEMES}
-
-
-def with_dln(runs: Runs, dln: Mapping[str, RunRecord]) -> dict:
-    """`runs` with its DLN runs replaced by `dln` (scheme -> record), e.g. those of another loss-scale reading."""
-    return {k: r for k, r in runs.items() if k[0] != "dln"} | {("dln", n, DLN_LR): r for n, r in dln.items()}
 
 
 #: What each open choice of `LpNorm` decides, for the chapter's table (its values are read from the layer).
@@ -409,9 +401,9 @@ DLN_CLAIMS = ("c33_dln_l1", "c33_smooth", "c33_beta")
 class Judged:
     """The section's claims judged separately on each seed's runs; the first seed is the figures'."""
 
-    def __init__(self, per_seed: Sequence[Runs], seeds: Sequence[int]):
+    def __init__(self, by_seed: Sequence[list[Claim]], seeds: Sequence[int]):
         self.seeds = tuple(seeds)
-        self.by_seed = [claims(r) for r in per_seed]
+        self.by_seed = list(by_seed)
 
     @property
     def first(self) -> list[Claim]:
@@ -426,7 +418,7 @@ class Judged:
 
 
 def judge_seeds(per_seed: Sequence[Runs], seeds: Sequence[int]) -> Judged:
-    return Judged(per_seed, seeds)
+    return Judged([claims(r) for r in per_seed], seeds)
 
 
 def glue_headlines(judged: Judged) -> None:
@@ -450,13 +442,13 @@ def claims_markdown(judged: Judged) -> str:
 def readings_markdown(by_reading: Mapping[float, Judged]) -> str:
     """The claims that read DLN runs, with their verdict across seeds under each reading of the DLN's loss scale."""
     from ..claims import _cell
+    from ..readings import READINGS
 
-    scales = list(by_reading)
-    first = by_reading[scales[0]]
-    rows = ["| The paper says | " + " | ".join(f"DLN loss × {c:g}" for c in scales) + " |", "|---" * (len(scales) + 1)
-            + "|"]
-    for i, c in enumerate(first.first):
+    rows = ["| The paper says | " + " | ".join(f"DLN loss: {READINGS[c]}" for c in by_reading) + " |",
+            "|---" * (len(by_reading) + 1) + "|"]
+    first = next(iter(by_reading.values())).first
+    for i, c in enumerate(first):
         if c.key in DLN_CLAIMS:
-            rows.append(f"| {_cell(c.paper)} | " + " | ".join(f"**{by_reading[s].headline(i)}**" for s in scales)
+            rows.append(f"| {_cell(c.paper)} | " + " | ".join(f"**{j.headline(i)}**" for j in by_reading.values())
                         + " |")
     return "\n".join(rows)
