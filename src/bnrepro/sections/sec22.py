@@ -8,6 +8,7 @@ per layer of its config's `ics_layers`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -251,7 +252,11 @@ PAPER_DLN_LOSS = {("none", 1e-6): 1.6e3, ("batch", 1e-6): 5e2, ("none", 1e-7): 4
 
 def final_loss(rec: RunRecord) -> float:
     """The final training loss, infinite for a diverged run."""
-    return rec.summary["final_train_loss"] if rec.status == "completed" else float("inf")
+    return rec.summary["final_train_loss"] if rec.status == "completed" else math.inf
+
+
+def _loss(x: float) -> str:
+    return "diverged" if math.isinf(x) else f"{x:.3g}"
 
 
 def _measure_dln_loss(runs: Runs) -> dict[str, float]:
@@ -275,7 +280,7 @@ DLN_LOSS = Rule(
     "if it is lower at one",
     "\"much lower\": the paper's losses differ 3.2× and 5.7×; 2× is short of both and far from a tie",
     tuple(DLN.values()), _measure_dln_loss, _judge_dln_loss,
-    lambda v: "; ".join(f"LR {lr:g}: BN {v[f'batch_{e(lr)}']:.3g}, standard {v[f'none_{e(lr)}']:.3g} "
+    lambda v: "; ".join(f"LR {lr:g}: BN {_loss(v[f'batch_{e(lr)}'])}, standard {_loss(v[f'none_{e(lr)}'])} "
                         f"({v[f'ratio_{e(lr)}']:.2g}× higher)" for lr in DLN_LRS))
 
 SECTION = Section("2.2", "Is BatchNorm reducing internal covariate shift?", "chapters/sec22_ics",
