@@ -56,6 +56,6 @@ def test_each_rule_measures_its_own_runs_into_glueable_numbers(runs):
         c = rule.apply({(s.model, s.norm, s.lr): runs[s.model, s.norm, s.lr] for s in rule.specs})
         assert c.verdict in claims.VERDICTS and c.ours
         assert c.values and all(isinstance(v, float | int) for v in c.values.values()), c.key
-    judged = claims.Judged(sec21.SECTION, "smoke", (0,), {0: runs}, {0: sec21.SECTION.claims(runs)})
+    judged = claims.Judged.judge(sec21.SECTION, "smoke", {0: runs})
     table = claims.claims_markdown(judged)
     assert table.count("\n") == len(sec21.SECTION.rules) + 1  # a literal | in a cell must not split rows

@@ -152,6 +152,12 @@ class Judged:
     runs: dict[int, Runs]  # seed -> runs
     claims: dict[int, list[Claim]]  # seed -> claims, in the section's rule order
 
+    @classmethod
+    def judge(cls, section: Section, budget: str, runs: dict[int, Runs]) -> Judged:
+        """Every rule of `section` applied to each seed's runs (the first seed is the figures'). `runs` may be any
+        runs with the section's keys, e.g. the DLN under another reading of its setup."""
+        return cls(section, budget, tuple(runs), runs, {s: section.claims(r) for s, r in runs.items()})
+
     @property
     def seed(self) -> int:
         """The figures' seed."""

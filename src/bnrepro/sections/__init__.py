@@ -31,8 +31,7 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store)
     judged = [seeds[0]] + [s for s in seeds[1:] if used == "smoke" or all(
         store.path(make_config(spec, used, s).to_dict()).exists() for spec in section.specs)]
-    runs = {s: section_runs(section, used, s, data, device, store) for s in judged}
-    return Judged(section, used, tuple(judged), runs, {s: section.claims(r) for s, r in runs.items()})
+    return Judged.judge(section, used, {s: section_runs(section, used, s, data, device, store) for s in judged})
 
 
 def section_runs(section: Section, budget: str, seed: int, data: str | None = None, device: str | None = None,
