@@ -142,6 +142,39 @@ class Section:
         return [rule.apply(runs) for rule in self.rules]
 
 
+FLIPS = "flips with rounding"
+
+
+@dataclass
+class Variants:
+    """A claim that rests on DLN runs, judged under each reading of the DLN's loss scale and in float64
+    (`bnrepro.readings`): its verdict per (loss scale, dtype, seed)."""
+
+    lead: float  # the loss scale the chapters lead with
+    verdicts: dict[tuple[float, str, int], str]
+
+    def holds_under_both(self) -> bool:
+        """The float32 verdict is the same under every reading at every seed judged."""
+        return len({v for (_, d, _), v in self.verdicts.items() if d == "float32"}) == 1
+
+    def flips_with_rounding(self) -> bool:
+        """At some (reading, seed) judged in both dtypes, float64 gives another verdict than float32."""
+        return any(d == "float64" and self.verdicts.get((c, "float32", s)) not in (None, v)
+                   for (c, d, s), v in self.verdicts.items())
+
+    def detail(self) -> str:
+        """Each reading's and float64's verdicts in words, for the claims table."""
+        def seeds_text(c: float, d: str) -> str:
+            return ", ".join(f"{v} at seed {s}" for (cc, dd, s), v in self.verdicts.items() if (cc, dd) == (c, d))
+
+        scales = list(dict.fromkeys(c for c, _, _ in self.verdicts))
+        parts = [f"loss scale {c:g}: {seeds_text(c, 'float32')}" for c in scales if c != self.lead]
+        parts += [f"float64, loss scale {c:g}: {seeds_text(c, 'float64')}" for c in scales
+                  if any(k[:2] == (c, "float64") for k in self.verdicts)]
+        both = "holds under both readings" if self.holds_under_both() else "differs between the readings"
+        return f"{both} ({'; '.join(parts)})"
+
+
 @dataclass
 class Judged:
     """A section's claims at one budget, judged separately on each seed's runs; the first seed is the figures'."""
@@ -151,6 +184,7 @@ class Judged:
     seeds: tuple[int, ...]
     runs: dict[int, Runs]  # seed -> runs
     claims: dict[int, list[Claim]]  # seed -> claims, in the section's rule order
+    variants: dict[str, Variants] = field(default_factory=dict)  # claim key -> its DLN readings and float64
 
     @classmethod
     def judge(cls, section: Section, budget: str, runs: dict[int, Runs]) -> Judged:
@@ -183,6 +217,9 @@ class Judged:
         near = [s for s, c in zip(self.seeds, per_seed) if c.near]
         if near:
             text += f" (near a threshold at seed{'s' if len(near) > 1 else ''} {', '.join(map(str, near))})"
+        v = self.variants.get(per_seed[0].key)
+        if v is not None and v.flips_with_rounding():
+            text = f"{FLIPS} (float32: {text})"
         return text
 
     def unanimous(self, i: int) -> bool:
@@ -201,6 +238,8 @@ def claims_markdown(judged: Judged) -> str:
     for i, c in enumerate(judged.first):
         near = "".join(f"<br>seed {s}, near its threshold: {'; '.join(x.near)}" for s, x in
                        zip(judged.seeds, judged.across(i)) if x.near)
+        if c.key in judged.variants:
+            near += f"<br>DLN: {judged.variants[c.key].detail()}"
         rows.append(f"| {_cell(c.paper)} | {_cell(c.ours)} | **{judged.headline(i)}**{_cell(near)} "
                     f"| {_cell(c.rule)}. *Why:* {_cell(c.reason)} |")
     return "\n".join(rows)

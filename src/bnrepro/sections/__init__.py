@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import import_module
 
+from .. import readings
 from ..claims import Judged, Runs, Section
 from ..experiments import get_run, make_config, resolve_budget
 from ..records import RunStore
@@ -25,13 +26,16 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     """A section's runs and claims. The budget is `budget`, or for "best" the most faithful one with the first seed's
     runs recorded; the runs of the first seed (the figures') are trained and stored if missing, and the claims are
     judged on them and on every other seed of `seeds` whose runs the budget has recorded (at `smoke`, which trains in
-    seconds, on every seed of `seeds`)."""
+    seconds, on every seed of `seeds`). Claims that rest on DLN runs are also judged under the DLN's other loss-scale
+    reading and in float64 (`readings.variants`), as far as those runs are recorded."""
     section = SECTIONS[number]
     store = store or RunStore()
     used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store)
     judged = [seeds[0]] + [s for s in seeds[1:] if used == "smoke" or all(
         store.path(make_config(spec, used, s).to_dict()).exists() for spec in section.specs)]
-    return Judged.judge(section, used, {s: section_runs(section, used, s, data, device, store) for s in judged})
+    result = Judged.judge(section, used, {s: section_runs(section, used, s, data, device, store) for s in judged})
+    result.variants = readings.variants(result, data=data, device=device, store=store)
+    return result
 
 
 def section_runs(section: Section, budget: str, seed: int, data: str | None = None, device: str | None = None,

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
-from ..experiments import DLN_ICS_LAYERS, VGG_ICS_LAYERS, Spec
+from ..experiments import DLN_ICS_LAYERS, DLN_LOSS_SCALE, VGG_ICS_LAYERS, Spec
 from ..figures import COLORS, NAMES, smooth
 from ..records import RunRecord
 
@@ -128,7 +128,7 @@ def ics_slider(runs: Sequence[RunRecord], n_frames: int = 8):
 
 VGG_LRS, DLN_LRS = (0.1, 0.01), (1e-6, 1e-7)
 VGG = {(n, lr): Spec("vgg", n, lr) for lr in VGG_LRS for n in ("none", "batch")}
-DLN = {(n, lr): Spec("dln", n, lr) for lr in DLN_LRS for n in ("none", "batch")}
+DLN = {(n, lr): Spec("dln", n, lr, DLN_LOSS_SCALE) for lr in DLN_LRS for n in ("none", "batch")}
 SHORT = {"none": "standard", "batch": "BN"}
 
 

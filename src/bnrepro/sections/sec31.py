@@ -18,7 +18,7 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
-from ..experiments import Spec
+from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, label
 from ..records import RunRecord
 
@@ -144,7 +144,8 @@ def along_gradient_slider(models: Sequence[Sequence[RunRecord]], percents: Seque
 
 LRS = {"vgg": 0.1, "dln": 1e-6}
 MODEL_NAMES = {"vgg": "VGG", "dln": "DLN"}
-SPECS = {(m, n): Spec(m, n, lr) for m, lr in LRS.items() for n in ("none", "batch")}
+SPECS = {(m, n): Spec(m, n, lr, DLN_LOSS_SCALE if m == "dln" else 1.0) for m, lr in LRS.items()
+         for n in ("none", "batch")}
 
 
 def _compare(runs: Runs, stat: str, tag: str = "") -> dict[str, float]:
