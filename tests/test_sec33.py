@@ -1,6 +1,6 @@
-"""Section 3.3: its measures on constructed records with known answers, each claim rule on constructed numbers for
-every outcome, and its figures and claims drawn from tiny real runs (VGG-16 at width 1/16 on synthetic data, a
-10-step DLN) under the five schemes."""
+"""Section 3.3: its measures on constructed records with known answers, and its figures and claims drawn from tiny
+real runs (VGG-16 at width 1/16 on synthetic data, a 10-step DLN) under the five schemes. Each claim rule is driven
+to each of its outcomes in tests/test_rules.py."""
 
 from statistics import NormalDist
 
@@ -60,75 +60,32 @@ def test_distance_from_gaussian_is_zero_for_normal_quantiles_and_known_for_a_uni
     assert got == pytest.approx(want, rel=1e-12) and 0.05 < got < 0.5
 
 
-ACC = {"none": 50.0, "batch": 76.0}
-LOSS = {"none": 1.6e3, "l2": 5e2, "linf": 1e3}
+def landscape_record(model: str, norm: str, decades: float, gd: float) -> RunRecord:
+    """A record whose landscape probe gives, at each of 3 probed steps, a loss band `decades` tall, a largest
+    gradient change `gd` and a beta of 1."""
+    loss = np.tile([1.0, 10.0 ** decades], (3, 1))
+    return RunRecord({"model": model, "norm": norm}, {}, "completed", {},
+                     {"probe_step": np.arange(3), "landscape_loss": loss,
+                      "landscape_grad_diff": np.tile([0.0, gd], (3, 1)), "landscape_beta": np.ones((3, 2))})
 
 
-@pytest.mark.parametrize("lp, want", [
-    ({"l1": 74.0, "l2": 80.0, "linf": 71.0}, REPRODUCED),  # all within 5 points below BN (or above it)
-    ({"l1": 74.0, "l2": 60.0, "linf": 30.0}, PARTLY),
-    ({"l1": 70.9, "l2": 60.0, "linf": 10.0}, NOT_REPRODUCED),
-])
-def test_train_rule(lp, want):
-    verdict, v = sec33.judge_train(ACC | lp)
-    assert verdict == want and v["min_gap"] == pytest.approx(min(lp.values()) - 76.0)
-
-
-@pytest.mark.parametrize("bn, l1, want", [(5e2, 1e2, REPRODUCED), (5e2, 2.5e2, REPRODUCED), (5e2, 3e2, PARTLY),
-                                          (5e2, 5e2, NOT_REPRODUCED), (5e2, float("inf"), NOT_REPRODUCED)])
-def test_dln_l1_rule_on_the_log_scale(bn, l1, want):
-    verdict, v = sec33.judge_dln_l1(LOSS | {"batch": bn, "l1": l1})
-    assert verdict == want
-    if np.isfinite(l1):
-        assert v["decades"] == pytest.approx(np.log10(bn / l1))
-
-
-@pytest.mark.parametrize("lp, want", [
-    ({"l1": 0.25, "l2": 0.3, "linf": 0.4}, REPRODUCED),  # every l_p at least 1.2x the standard's 0.2
-    ({"l1": 0.25, "l2": 0.1, "linf": 0.001}, PARTLY),  # one above the standard's
-    ({"l1": 0.05, "l2": 0.1, "linf": 0.02}, PARTLY),  # each above 1.2x BN's, none above the standard's
-    ({"l1": 0.05, "l2": 0.1, "linf": 0.0101}, NOT_REPRODUCED),
-])
-def test_shift_rule(lp, want):
-    assert sec33.judge_shift({"none": 0.2, "batch": 0.01} | lp)[0] == want
-
-
-@pytest.mark.parametrize("lp, want", [({"l1": 0.2, "l2": 0.25, "linf": 0.3}, REPRODUCED),
-                                      ({"l1": 0.2, "l2": 0.1, "linf": 0.1}, PARTLY),
-                                      ({"l1": 0.19, "l2": 0.1, "linf": 0.05}, NOT_REPRODUCED)])
-def test_gauss_rule(lp, want):
-    assert sec33.judge_gauss({"none": 0.12, "batch": 0.1} | lp)[0] == want
-
-
-def landscape_stats(vgg_band: float, vgg_gd: float, dln_band: float, dln_gd: float) -> dict:
-    """Loss-band heights in decades and median gradient changes: VGG BN (0.29, 5), standard (0.20, 9); DLN BN
-    (0.001, 1e3), standard (0.4, 1e9). Every l_p scheme gets the given values."""
-    out = {("vgg", "batch"): (0.29, 5.0), ("vgg", "none"): (0.20, 9.0), ("dln", "batch"): (0.001, 1e3),
-           ("dln", "none"): (0.4, 1e9)}
-    out |= {(m, n): v for m, v in (("vgg", (vgg_band, vgg_gd)), ("dln", (dln_band, dln_gd))) for n in sec33.LP}
-    return {k: {"band_decades": b, "gd_median": g} for k, (b, g) in out.items()}
-
-
-@pytest.mark.parametrize("values, want, n_near", [
-    ((0.27, 6.9, 0.1, 1e5), REPRODUCED, 12),
-    # VGG's gradient change 7.1 is nearer the standard's 9 (linear axis); the DLN's 3e7 is nearer the standard's
-    # 1e9 on its log axis, though nearer BN's 1e3 on a linear one
-    ((0.25, 7.1, 0.1, 3e7), PARTLY, 6),
-    ((0.24, 7.1, 0.1, 3e7), NOT_REPRODUCED, 3),
-])
-def test_smooth_rule_uses_the_papers_axes(values, want, n_near):
-    assert sec33.judge_smooth(landscape_stats(*values)) == (want, {"n_near": n_near, "n_comparisons": 12})
-
-
-@pytest.mark.parametrize("vgg, dln, want", [
-    ((16.0, 12.0, 14.0), (1e6, 2.9e6, 0.35e6), REPRODUCED),  # BN: 13 (VGG), 1e6 (DLN)
-    ((17.0, 12.0, 17.0), (1e6, 2.9e6, 0.3e6), PARTLY),  # 3 of the 6 within the tolerance
-    ((17.0, 9.0, 17.0), (1e6, 2.9e6, 0.3e6), NOT_REPRODUCED),  # 2 of 6
-])
-def test_beta_rule(vgg, dln, want):
-    beta = {("vgg", "batch"): 13.0, ("vgg", "none"): 19.0, ("dln", "batch"): 1e6, ("dln", "none"): 2e6}
-    beta |= {("vgg", n): b for n, b in zip(sec33.LP, vgg)} | {("dln", n): b for n, b in zip(sec33.LP, dln)}
-    assert sec33.judge_beta(beta)[0] == want
+def test_smoothing_distances_are_taken_on_the_papers_axes():
+    """VGG: band heights 0.29 (BN), 0.20 (standard), gradient changes 5 and 9 on a linear axis; DLN: gradient changes
+    1e3 and 1e9 on a log axis. An l_p gradient change of 7.1 is nearer the standard's 9 for VGG; 3e7 is nearer 1e9
+    on the DLN's log axis (a linear axis would put it nearer 1e3)."""
+    base = {("vgg", "batch"): (0.29, 5.0), ("vgg", "none"): (0.20, 9.0), ("dln", "batch"): (0.001, 1e3),
+            ("dln", "none"): (0.4, 1e9)}
+    lp = {"vgg": (0.27, 7.1), "dln": (0.1, 3e7)}
+    runs = {(m, n, 0.1 if m == "vgg" else 1e-6): landscape_record(m, n, *(base.get((m, n)) or lp[m]))
+            for m in ("vgg", "dln") for n in sec33.SCHEMES}
+    v = sec33.SMOOTH.measure(runs)
+    for n in sec33.LP:
+        assert v[f"vgg_band_decades_{n}_closeness"] == pytest.approx(0.02 / 0.07)
+        assert v[f"vgg_gd_median_{n}_closeness"] == pytest.approx(2.1 / 1.9)
+        assert v[f"dln_band_decades_{n}_closeness"] == pytest.approx(0.099 / 0.3)
+        assert v[f"dln_gd_median_{n}_closeness"] == pytest.approx(np.log10(3e4) / np.log10(1e9 / 3e7))
+    assert v["n_near"] == 6
+    assert sec33.SMOOTH.judge(v).verdict == PARTLY
 
 
 @pytest.fixture(scope="module")
@@ -146,18 +103,18 @@ def runs():
 
 
 def test_claims_have_valid_verdicts_and_finite_values(runs):
-    claims = sec33.claims(runs)
+    claims = sec33.SECTION.claims(runs)
     assert [c.key for c in claims] == ["c33_train", "c33_dln_l1", "c33_shift", "c33_gauss", "c33_smooth",
                                        "c33_beta"]
     for c in claims:
-        assert c.verdict in (REPRODUCED, PARTLY, NOT_REPRODUCED) and c.rule and c.ours
+        assert c.verdict in (REPRODUCED, PARTLY, NOT_REPRODUCED) and c.rule and c.reason and c.ours
         assert all(np.isfinite(v) for v in c.values.values()), c.key
 
 
 def test_a_missing_scheme_is_named(runs):
     partial = {k: r for k, r in runs.items() if k[1] != "l2"}
     with pytest.raises(ValueError, match="needs vgg runs for l2"):
-        sec33.claims(partial)
+        sec33.SECTION.claims(partial)
 
 
 def test_figures(runs):
