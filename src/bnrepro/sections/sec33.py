@@ -363,7 +363,8 @@ def _smooth_checks(v: Mapping[str, float]) -> list[Check]:
 
 
 SMOOTH = Rule(
-    "c33_smooth", "All the normalisations smooth the landscape about as much as BatchNorm (Figures 12b, 12c, 13b and 13c).",
+    "c33_smooth", "All the normalisations smooth the landscape about as much as BatchNorm (Figures 12b, 12c, 13b "
+                  "and 13c).",
     "reproduced if each l_p scheme's value is nearer BN's than the standard network's for each network and measure "
     "(the median loss-band height in decades, the median gradient change), on the paper's axis (log for the DLN's "
     "gradient change, linear for VGG's); partly if at least half of these 12 comparisons are",
