@@ -7,7 +7,7 @@ in Debian's Chromium (/usr/bin/chromium) through playwright. The check fails (ex
 page requests anything from another host (such requests are aborted), answers a request with an HTTP error, logs a
 console error or throws, has an <img> (widget frames included) that did not decode, has a widget view that did not
 render, has a slider whose image does not change when moved with the keyboard, has a figure whose background clashes
-with the page's, or lacks a download button that saves its source (for a notebook page: the executed .ipynb) as a
+with the page's or widget text that does not read on it, or lacks a download button that saves its source (for a notebook page: the executed .ipynb) as a
 file. Every page is checked in the light and in the dark theme; --screenshots saves every page, after its sliders
 moved, in both.
 """
@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
+from bnrepro.plotting import contrast_ratio
+
 BOOK = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,12 +37,17 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 # A figure clashes with the page when the median colour of its rendered border (FRAME pixels wide) differs from the
 # page's background by more than CLASH in some channel (0-255). Figures are transparent (bnrepro.plotting), so a
-# border of the page's own colour differs by 0; the theme's light card in the dark theme differed by about 190.
+# border of the page's own colour differs by 0; the theme's light card in the dark theme differed by about 160.
 FRAME, CLASH = 3, 24
+WIDGET_TEXT = ".cell_output .widget-label, .cell_output .widget-readout"  # a slider's description and value
+MIN_TEXT_CONTRAST = 4.5  # WCAG AA for text, against the page
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files without a log line per request."""
+    """Static files without a log line per request; notebooks as application/json, as common web hosts serve them
+    (a browser then shows one in the tab unless its link says to download it)."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".ipynb": "application/json"}
 
     def log_message(self, *args) -> None:
         pass
@@ -83,12 +90,19 @@ def rgb(css: str) -> np.ndarray:
 
 
 def figure_backgrounds(page: Page) -> tuple[list[str], int]:
-    """Every visible figure of the cell outputs must sit on the page's colour: compare the median colour of its
-    rendered border with the page background. (problems, figures checked)"""
+    """Every visible figure of the cell outputs must sit on the page's colour (compare the median colour of its
+    rendered border with the page background), and widget text must read on the page. (problems, figures checked)"""
     colours = page.evaluate("() => [document.body, document.documentElement]"
                             ".map(e => getComputedStyle(e).backgroundColor)")
     page_bg = next((c for c in map(rgb, colours) if c is not None), np.array([255.0, 255.0, 255.0]))
     problems, checked = [], 0
+    texts = page.eval_on_selector_all(WIDGET_TEXT, "es => es.filter(e => e.offsetParent !== null && e.innerText.trim())"
+                                                   ".map(e => [e.innerText.trim(), getComputedStyle(e).color])")
+    for text, colour in texts:
+        ratio = contrast_ratio(rgb(colour) / 255, page_bg / 255)
+        if ratio < MIN_TEXT_CONTRAST:
+            problems.append(f"widget text {text!r} in {colour} has contrast {ratio:.1f}:1 with the page "
+                            f"(at least {MIN_TEXT_CONTRAST}:1 wanted)")
     for i, img in enumerate(page.locator(".cell_output img").all()):
         if not img.is_visible():
             continue  # a slider's other frames
