@@ -119,14 +119,17 @@ def run_chapter(page: Page, url: str, name: str, budget: str, timeout_s: float) 
 
     t0 = time.monotonic()
     menu(page, "Run", "Run All Cells")
-    prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt")
-    page.wait_for_function("""el => ![...el.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-        .some(p => p.textContent.includes('*'))""", arg=notebook.element_handle(), timeout=timeout_s * 1000,
-                           polling=500)
+    # Done when no cell is queued ([*]) and every cell ran ([n]) or one raised (Run All stops there).
+    page.wait_for_function(f"""el => {{
+        const prompts = [...el.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+        const raised = [...el.querySelectorAll('.jp-OutputArea-output')]
+            .some(o => o.textContent.includes('{TRACEBACK}'));
+        return !prompts.some(t => t.includes('*')) && (raised || prompts.every(t => /\\[\\d+\\]/.test(t))); }}""",
+                           arg=notebook.element_handle(), timeout=timeout_s * 1000, polling=500)
     run_s = time.monotonic() - t0
 
     problems = []
-    texts = prompts.evaluate_all("ps => ps.map(p => p.textContent)")  # off-screen cells too
+    texts = notebook.locator(".jp-CodeCell .jp-InputPrompt").evaluate_all("ps => ps.map(p => p.textContent)")
     unrun = [i for i, t in enumerate(texts) if not re.search(r"\[\d+\]", t)]
     if unrun:
         problems.append(f"code cells {unrun} of {len(texts)} did not run")
@@ -141,7 +144,8 @@ def run_chapter(page: Page, url: str, name: str, budget: str, timeout_s: float) 
     problems += slider_problems
     if not moved and not slider_problems:
         problems.append("no slider to move")
-    summary = (f"{len(texts)} code cells ran in {run_s:.0f} s, figures shown {sum(w > 0 for w in figures)}, "
+    summary = (f"{len(texts) - len(unrun)}/{len(texts)} code cells ran in {run_s:.0f} s, figures shown "
+               f"{sum(w > 0 for w in figures)}, "
                f"sliders moved {moved}")
     return problems, summary
 

@@ -7,9 +7,9 @@ in Debian's Chromium (/usr/bin/chromium) through playwright. The check fails (ex
 page requests anything from another host (such requests are aborted), answers a request with an HTTP error, logs a
 console error or throws, has an <img> (widget frames included) that did not decode, has a widget view that did not
 render, has a slider whose image does not change when moved with the keyboard, has a figure whose background clashes
-with the page's or widget text that does not read on it, or lacks a download button that saves its source (for a notebook page: the executed .ipynb) as a
-file. Every page is checked in the light and in the dark theme; --screenshots saves every page, after its sliders
-moved, in both.
+with the page's or widget text that does not read on it, or lacks a download button that saves its source as a file
+(for a notebook page: the executed .ipynb). Every page is checked in the light and in the dark theme; --screenshots
+saves every page, after its sliders moved, in both.
 """
 
 from __future__ import annotations
