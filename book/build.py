@@ -12,7 +12,8 @@ Stages, each timed:
    it declares among `budget`, `device` and `data` injected (`data` only with --data; BNREPRO_DATA in the
    environment reaches the kernel, made absolute). The executed notebook is what the page shows and what its download
    button serves. A failing cell stops the build with a non-zero exit naming the page and the cell.
-4. html: `jupyter-book build` on the staging copy with warnings as errors. The site is book/_build/src/_build/html.
+4. html: `jupyter-book build` on the staging copy with warnings as errors. The site is book/_build/src/_build/html;
+   the last lines printed say how to serve it.
 
 Adding a chapter: write book/chapters/NAME.md (copy the front matter and the cell tagged `parameters` of an existing
 chapter) and add the line `- file: chapters/NAME` under its part in book/_toc.yml. `--chapters NAME,...` executes
@@ -42,7 +43,7 @@ HTML = STAGE / "_build" / "html"
 VENDOR = BOOK / "_widgets_js" / "_static" / "vendor"
 KERNEL = "bnrepro-build"
 NOT_STAGED = {"_build", "node_modules", "__pycache__", ".ipynb_checkpoints", "build.py",
-              "check_site.py", "package.json", "package-lock.json", "nbval_sanitize.cfg"}
+              "check_site.py", "check_lab.py", "package.json", "package-lock.json", "nbval_sanitize.cfg"}
 # What the site serves from node_modules: (source, destination under VENDOR).
 JS_FILES = [
     ("requirejs/require.js", "requirejs/require.js"),
@@ -150,6 +151,9 @@ def execute(page: Path, params: dict, kernel: str) -> None:
     # The download button serves this file: name the standard kernel, not the private build kernelspec.
     nb = nbformat.read(out, as_version=4)
     nb.metadata.kernelspec = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    for cell in nb.cells:  # papermill's "# Parameters" cell stays for nbval's re-run, but no page shows it
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata.tags.append("remove-cell")
     nbformat.write(nb, out)
 
 
@@ -224,7 +228,8 @@ def main() -> None:
     print("\nwall time per stage:")
     for name, seconds in times:
         print(f"  {seconds:7.1f} s  {name}")
-    print(f"  {sum(s for _, s in times):7.1f} s  total\nHTML: {HTML / 'index.html'}")
+    print(f"  {sum(s for _, s in times):7.1f} s  total\n\nThe book: {HTML / 'index.html'}\nServe it: python -m "
+          f"http.server -d {os.path.relpath(HTML)} 8000, then open http://localhost:8000")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Command line: `python -m bnrepro train ...` (one run) and `python -m bnrepro book-runs ...` (every book run)."""
+"""Command line: `python -m bnrepro train ...` (one run), `python -m bnrepro book-runs ...` (every book run) and
+`python -m bnrepro results` (the README's table of the paper's claims beside ours)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from .budgets import BUDGET_ORDER, get_budget
 from .models import NORMS, VGG_CONFIGS
@@ -45,11 +47,31 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", default=None, help="CIFAR-10 location (default: $BNREPRO_DATA)")
     r.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     r.add_argument("--records", default=None, help="record store folder")
+
+    s = sub.add_parser("results", help="the paper's headline claims beside ours, as a Markdown table from the records",
+                       description="Print the README's results table, computed from the stored records at the most "
+                                   "faithful budget with every seed recorded (nothing is trained), or check or "
+                                   "write the table between a file's results markers.")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2, as the seeds appendix)")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--check", type=Path, metavar="FILE",
+                     help="exit 1 with a diff when FILE's table (e.g. README.md) differs from the records")
+    out.add_argument("--write", type=Path, metavar="FILE", help="replace the table between FILE's results markers")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "results":
+        from .results import command
+
+        try:
+            if not all(x.strip().isdigit() for x in args.seeds.split(",")):
+                raise ValueError(f"--seeds takes comma-separated seeds, e.g. 0,1,2; got {args.seeds!r}")
+            return command([int(x) for x in args.seeds.split(",")], args.check, args.write)
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     from .experiments import BOOK_SPECS, Spec, data_kind, data_root, get_or_train, get_run, make_config
     from .records import RunStore
 
