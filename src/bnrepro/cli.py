@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto",
                    help="cpu, cuda or auto (default: the GPUs when the machine or cluster has any)")
     r.add_argument("--records", default=None, help="record store folder (default: $BNREPRO_RECORDS or ./records)")
+    r.add_argument("--force", action="store_true", help="recompute runs that are stored")
     add_compute_options(r)
     return p
 
@@ -66,7 +67,6 @@ def add_compute_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-run", type=float, default=GPUS_PER_RUN,
                    help=f"share of a GPU each run takes when running on GPUs (default {GPUS_PER_RUN:g}: "
                         f"{round(1 / GPUS_PER_RUN)} runs per GPU)")
-    p.add_argument("--force", action="store_true", help="recompute runs that are stored")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"record": str(store.path(rec.config)), "status": rec.status,
                               **rec.summary}, indent=1))
         else:
-            return book_runs(args.budget, parse_seeds(args.seeds), args.data, store, args)
+            return book_runs(args.budget, parse_seeds(args.seeds), args.data, store, args, force=args.force)
     except ValueError as e:  # bad input: say what is wrong and how to fix it, without a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -108,21 +108,26 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"--seeds takes comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
-def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argparse.Namespace) -> int:
-    """Compute the book's missing runs at `budget` (see `add_compute_options` for `args`); the exit status: 0, 1
-    if runs failed (named on stderr), 130 if interrupted."""
-    from .distributed import compute, run_name
+def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argparse.Namespace,
+              force: bool = False) -> int:
+    """Compute the book's missing runs at `budget` (all of them if `force`) with the options of
+    `add_compute_options` and `--device` in `args`; the exit status: 0, 1 if runs failed (named on stderr), 130 if
+    interrupted."""
+    from .distributed import RayStartError, compute, run_name
     from .experiments import _data_location, book_configs, data_kind
 
     root = _data_location(data, get_budget(budget))
     configs = book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10")
     try:
-        failed = compute(configs, root, store=store, force=args.force, device=args.device, workers=args.workers,
+        failed = compute(configs, root, store=store, force=force, device=args.device, workers=args.workers,
                          address=args.address, gpus_per_run=args.gpus_per_run)
     except KeyboardInterrupt:
         print("interrupted: the runs still going were cancelled; finished runs are stored, and the same command "
               "resumes the others", file=sys.stderr)
         return 130
+    except RayStartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if failed:
         print(f"error: {len(failed)} of {len(configs)} runs failed (tracebacks above): "
               + "; ".join(run_name(f.config) for f in failed), file=sys.stderr)

@@ -39,9 +39,17 @@ GPUS_PER_RUN = 0.25  # default share of a GPU per run: four small runs share one
 RAY_LOG_BYTES = 16 * 2**20
 RAY_LOG_BACKUPS = 2
 RAY_SESSIONS_KEPT = 3
+# On a busy machine Ray's helper processes can miss the raylet's start-up deadlines (15-30 s, fixed in Ray): the
+# embedded Ray is started this many times before giving up (a second try finds their modules in the page cache).
+RAY_START_ATTEMPTS = 3
 # Ray's Unix sockets live in its session folder, cache/ray/session_<date>_<pid>/sockets/plasma_store, and a socket
-# path may hold at most 107 bytes: the folder of the sessions can have at most this many characters.
-RAY_DIR_MAX_CHARS = 107 - len("/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+# path may hold at most 107 bytes (103 on macOS): the folder of the sessions can have at most this many characters.
+RAY_DIR_MAX_CHARS = (103 if sys.platform == "darwin" else 107) - len(
+    "/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+
+
+class RayStartError(RuntimeError):
+    """The embedded local Ray did not start."""
 
 
 @dataclass
@@ -195,8 +203,11 @@ class _Ray:
     """Runs as Ray tasks: on the cluster at `address`, else on a local Ray started here and stopped by `close`."""
 
     def __init__(self, address: str | None, workers: int | None, device: str, gpus_per_run: float):
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("running the runs in parallel needs Ray: pip install ray==2.60.0 (see "
+                             "requirements.txt), or run them one after another without it (--workers 1)") from None
         self.ray = ray
         _start_ray(address, workers)
         try:
@@ -265,10 +276,21 @@ def _start_ray(address: str | None, workers: int | None) -> None:
     root = ray_dir()
     if len(str(root)) > RAY_DIR_MAX_CHARS:
         raise ValueError(f"Ray's temporary folder {root} is too long for its Unix sockets (at most "
-                         f"{RAY_DIR_MAX_CHARS} characters): set BNREPRO_CACHE to a shorter folder")
-    _prune_sessions(root, RAY_SESSIONS_KEPT - 1)
-    ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False, _temp_dir=str(root),
-             logging_level=logging.WARNING)
+                         f"{RAY_DIR_MAX_CHARS} characters): set BNREPRO_CACHE to a shorter folder, or join a "
+                         "cluster started with `ray start --head --temp-dir SHORT` (--address)")
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        _prune_sessions(root, RAY_SESSIONS_KEPT - 1)
+        try:
+            ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                     _temp_dir=str(root), logging_level=logging.WARNING)
+            return
+        except Exception as e:
+            ray.shutdown()
+            if attempt == RAY_START_ATTEMPTS:
+                raise RayStartError(
+                    f"the local Ray did not start in {attempt} attempts ({e}); its logs are under {root}. On a busy "
+                    "machine, try again, or run without Ray (--workers 1)") from e
+            print(f"the local Ray did not start ({e}); trying again", file=sys.stderr, flush=True)
 
 
 def _prune_sessions(root: Path, keep: int) -> None:
