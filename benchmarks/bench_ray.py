@@ -1,14 +1,14 @@
 """Time a fixed subset of the cpu budget's book runs (seed 0) one after another in one process, then through Ray on
 the same machine, and print both wall times and their ratio.
 
-    python benchmarks/bench_ray.py [--data PATH] [--workers N] [--steps N]
+    python benchmarks/bench_ray.py [--data PATH] [--workers N] [--threads T] [--steps N]
 
 The subset is Section 2.1's five VGG runs (no BN and BN at LR 0.1 and 0.5, noisy BN at 0.1) and the BatchNorm DLN
 at LR 1e-6: runs of unequal length, as a book build has. The sequential leg is `book-runs --workers 1` (one process,
-torch's default thread count); the Ray leg is `book-runs` (a local Ray, one single-threaded run per core, `--workers`
-of them). Each leg is timed whole (data loading, Ray's start and stop included), with the decoded data already
-cached. Records go to temporary stores (nothing is written under records/). `--steps N` trains every run N steps
-instead of the budget's, for a quick check.
+on torch's default thread count unless `--threads` says otherwise); the Ray leg is `book-runs` (a local Ray, one
+single-threaded run per core, `--workers` of them). Each leg is timed whole (data loading, Ray's start and stop
+included), with the decoded data already cached. Records go to temporary stores (nothing is written under records/).
+`--steps N` trains every run N steps instead of the budget's, for a quick check.
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="CIFAR-10 location (default: $BNREPRO_DATA)")
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="Ray's runs at once (default: every core)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch threads of the sequential leg (default: torch's default, as book-runs --workers 1)")
     ap.add_argument("--steps", type=int, help="train every run this many steps (default: the cpu budget's)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     if args.workers < 2:
         sys.exit("--workers must be at least 2: with 1 both legs would run one after another")
     try:
