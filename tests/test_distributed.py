@@ -399,7 +399,7 @@ def test_two_node_cluster_survives_a_killed_worker(two_node_cluster, tmp_path):
 # --- the benchmark --------------------------------------------------------------------------------------------------
 
 def test_bench_ray_runs_at_a_tiny_size(short_cache):
-    argv = ["--data", "synthetic", "--steps", "1", "--workers", "2", "--threads", "1"]
+    argv = ["--budget", "smoke", "--steps", "2", "--workers", "2", "--threads", "1"]
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ray.py"), *argv], capture_output=True,
                        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert r.returncode == 0, r.stderr

@@ -122,9 +122,12 @@ def _schedule(todo: list[RunConfig], roots: dict, runner, store: RunStore, force
     queue, running, failures = list(todo), {}, []
     bar = tqdm(total=len(todo), unit="run", desc="runs", disable=None, dynamic_ncols=True)
 
+    def counts(waiting: int = 0) -> None:
+        bar.set_postfix(running=len(running), failed=len(failures), **({"waiting": waiting} if waiting else {}))
+
     def finished(cfg: RunConfig, what: str) -> None:
         bar.update(1)
-        bar.set_postfix(running=len(running), failed=len(failures), refresh=False)
+        counts()
         tqdm.write(f"{cfg.model:5s} {cfg.norm:6s} lr={cfg.lr:<6g} seed={cfg.seed} {what}  "
                    f"{store.path(cfg.to_dict(), '').name}", file=sys.stdout)
 
@@ -143,7 +146,7 @@ def _schedule(todo: list[RunConfig], roots: dict, runner, store: RunStore, force
                     running[cfg] = lock
                     runner.submit(cfg, roots.get(cfg), force)
             queue += busy
-            bar.set_postfix(running=len(running), failed=len(failures), waiting=len(busy) or None)
+            counts(waiting=len(busy))  # runs that another process is computing
             if not running:
                 time.sleep(1)  # only runs that other processes hold are left
                 continue
