@@ -187,11 +187,11 @@ class _Sequential:
         self.queue.append((cfg, root, restart))
 
     def wait(self, timeout: float) -> list[tuple[RunConfig, RunRecord | str]]:
-        """Train the next run; its record, or the traceback if it raised."""
+        """Train the next run (with a bar over its steps on a terminal); its record, or the traceback if it raised."""
         cfg, root, restart = self.queue.pop(0)
         try:
             data = None if cfg.is_dln else _load_data(root, cfg, self.device)
-            return [(cfg, train_run(cfg, data, self.device, restart=restart))]
+            return [(cfg, train_run(cfg, data, self.device, restart=restart, progress=True))]
         except Exception:
             return [(cfg, traceback.format_exc())]
 
