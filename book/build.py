@@ -1,8 +1,12 @@
 """Build the book: execute every notebook page with papermill, then render the site with Jupyter Book, offline.
 
     python book/build.py --budget smoke|cpu|paper|best [--data PATH] [--device auto|cpu|cuda] [--chapters a,b]
+                         [--workers N] [--address HEAD:PORT] [--gpus-per-run F]
 
 Stages, each timed:
+0. runs: every run the book needs at the budget (at every seed a page declares) that is not recorded yet is computed
+   as `python -m bnrepro book-runs` does, in parallel through Ray (`--workers 1`: one after another without Ray),
+   so that the pages only load records. With `--budget best` nothing is computed: the pages show what is recorded.
 1. js: `npm ci` in book/ when book/node_modules is missing or older than package-lock.json, then copy require.js,
    the ipywidgets HTML manager (with its fonts and WIDGETS_SETUP_JS) and MathJax 3 into
    book/_widgets_js/_static/vendor/, which the site serves itself (no CDN; see _config.yml).
@@ -24,6 +28,7 @@ or leave the table of contents if they were never executed.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -36,6 +41,9 @@ import jupytext
 import nbformat
 import papermill
 import yaml
+
+from bnrepro.cli import add_compute_options, book_runs
+from bnrepro.records import RunStore
 
 BOOK = Path(__file__).resolve().parent
 STAGE = BOOK / "_build" / "src"
@@ -112,6 +120,29 @@ def notebook_pages() -> list[Path]:
     return sorted((p for p in pages if is_notebook(p)), key=lambda p: (rank(p), str(p)))
 
 
+def page_seeds(pages: list[Path]) -> list[int]:
+    """Every seed the pages use: the union of the `seeds` each declares in its cell tagged `parameters`."""
+    seeds: set[int] = set()
+    for page in pages:
+        for cell in jupytext.read(page).cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                for node in ast.parse(cell.source).body:
+                    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "seeds" for t in node.targets):
+                        seeds.update(ast.literal_eval(node.value))
+    return sorted(seeds)
+
+
+def compute_runs(args: argparse.Namespace, pages: list[Path]) -> None:
+    """Compute the runs the book needs at `args.budget` that are not recorded (see stage 0 above)."""
+    seeds = page_seeds(pages)
+    try:
+        status = book_runs(args.budget, seeds, args.data, RunStore(), args)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if status:
+        sys.exit(status)
+
+
 def stage() -> dict[Path, bytes]:
     """Fresh staging copy of the book without the notebook sources; returns the executed notebooks it had."""
     previous = {p.relative_to(STAGE): p.read_bytes() for p in STAGE.rglob("*.ipynb") if "_build" not in
@@ -182,6 +213,7 @@ def main() -> None:
     ap.add_argument("--data", help="CIFAR-10 archive or folder (default: $BNREPRO_DATA or the budget's default)")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--chapters", help="comma-separated chapter names (e.g. sec21_ics_performance): run only these")
+    add_compute_options(ap)
     args = ap.parse_args()
     params = {"budget": args.budget, "device": args.device}
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar reaches a page (the kernels inherit this)
@@ -207,6 +239,8 @@ def main() -> None:
         times.append((name, time.perf_counter() - t0))
         return result
 
+    if args.budget != "best":
+        timed(f"runs: the book's runs at budget={args.budget} that are not recorded", compute_runs, args, pages)
     timed("js: npm packages into the site", prepare_js)
     previous = timed("stage: copy the book to book/_build/src", stage)
     for page in pages:
