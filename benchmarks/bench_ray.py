@@ -25,10 +25,11 @@ import torch
 from bnrepro.budgets import BUDGET_ORDER, get_budget
 from bnrepro.data import load_cifar10
 from bnrepro.distributed import compute
-from bnrepro.experiments import SECTION_SPECS, Spec, data_kind, data_root, make_config
+from bnrepro.experiments import DLN_LOSS_SCALE, Spec, data_kind, data_root, make_config
 from bnrepro.records import RunStore
 
-SUBSET = (*SECTION_SPECS["2.1"], Spec("dln", "batch", 1e-6))
+SUBSET = (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("vgg", "none", 0.5), Spec("vgg", "batch", 0.5),
+          Spec("vgg", "noisy", 0.1), Spec("dln", "batch", 1e-6, DLN_LOSS_SCALE))  # Section 2.1 and one DLN run
 
 
 def main() -> None:

@@ -91,33 +91,28 @@ def optional_probes(spec: Spec) -> dict:
     return probes
 
 
-#: Every run the book's chapters use (each at every seed of a build).
-BOOK_SPECS = (
-    Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1),  # Figures 1, 2, 3a, 4, 11a
-    Spec("vgg", "none", 0.5), Spec("vgg", "batch", 0.5),  # Figure 1
-    Spec("vgg", "noisy", 0.1),  # Figures 2, 8
-    Spec("vgg", "none", 0.01), Spec("vgg", "batch", 0.01),  # Figure 3a
-    Spec("dln", "none", 1e-6), Spec("dln", "batch", 1e-6),  # Figures 3b, 10, 11b
-    Spec("dln", "none", 1e-7), Spec("dln", "batch", 1e-7),  # Figure 3b
-)
+def book_specs(budget: str) -> tuple[Spec, ...]:
+    """The runs of every section of the book (of the budget's sections, when it names some), in book order."""
+    from .sections import SECTIONS  # the sections import this module
 
-#: The runs of each paper section a budget can be restricted to (`Budget.sections`); the section's chapter uses
-#: the same runs (`report.SECTIONS`, checked by a test).
-SECTION_SPECS = {
-    "2.1": (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("vgg", "none", 0.5),
-            Spec("vgg", "batch", 0.5), Spec("vgg", "noisy", 0.1)),
-}
+    numbers = get_budget(budget).sections or tuple(SECTIONS)
+    return tuple(dict.fromkeys(s for number in numbers for s in SECTIONS[number].specs))
 
 
 def book_configs(budget: str, seeds: Sequence[int], data_kind: str) -> list[RunConfig]:
     """Every run the book needs at `budget` and `seeds` (seed-major), on data of `data_kind` ("cifar10" or
-    "synthetic[:N]"): the book's specs, or only those of the budget's sections when it names some."""
-    b = get_budget(budget)
-    if b.sections is None:
-        specs = BOOK_SPECS
-    else:
-        specs = tuple(dict.fromkeys(s for number in b.sections for s in SECTION_SPECS[number]))
-    return [make_config(s, b, seed, data_kind) for seed in seeds for s in specs]
+    "synthetic[:N]"): each section's runs at every seed, and each DLN run also under the other loss-scale readings
+    and, at seed 0, in float64 (what `readings.variants` judges)."""
+    from .readings import DTYPES, READINGS, variant
+
+    out = []
+    for seed in seeds:
+        for spec in book_specs(budget):
+            out.append(make_config(spec, budget, seed, data_kind))
+            if spec.model == "dln":
+                out += [make_config(variant(spec, c, d), budget, seed, data_kind) for c in READINGS for d in DTYPES
+                        if (c, d) != (spec.loss_scale, spec.dtype) and (d == "float32" or seed == 0)]
+    return list(dict.fromkeys(out))
 
 
 _DATA_CACHE: dict = {}
