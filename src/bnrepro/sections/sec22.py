@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..experiments import DLN_ICS_LAYERS, DLN_LOSS_SCALE, VGG_ICS_LAYERS, Spec
 from ..figures import COLORS, NAMES, smooth
+from ..plotting import FOREGROUND
 from ..records import RunRecord
 
 METRICS = {"l2": "‖G − G′‖₂", "cos": "cos(G, G′)"}
@@ -74,7 +75,7 @@ def ics_figure(runs: Sequence[RunRecord]) -> Figure:
             col[0].set_ylim(0, 100)
         for j in range(len(layers)):
             col[1 + 2 * j].set_yscale("log", nonpositive="mask")
-            col[2 + 2 * j].axhline(1, color="black", ls="--", lw=0.8)
+            col[2 + 2 * j].axhline(1, color=FOREGROUND, ls="--", lw=0.8)
             col[2 + 2 * j].set_ylim(lo, 1.05)
         col[-1].set_xlabel("training steps")
     axes[0][0].set_ylabel("training loss" if dln else "training\naccuracy (%)")
@@ -107,7 +108,7 @@ def ics_snapshot(runs: Sequence[RunRecord], step: int, ylim_l2: tuple[float, flo
             if ylim_l2:
                 ax.set_ylim(*ylim_l2)
         else:
-            ax.axhline(1, color="black", ls="--", lw=0.8)
+            ax.axhline(1, color=FOREGROUND, ls="--", lw=0.8)
             ax.set_ylim(_cos_floor(runs), 1.05)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
