@@ -28,7 +28,8 @@ def data():
 
 
 def tiny_context(model: str) -> ProbeContext:
-    """A float64 BatchNorm network away from its initialisation (random gamma and beta, so gamma != sigma) and a batch."""
+    """A float64 BatchNorm network away from its initialisation (random gamma and beta, so gamma != sigma), and a
+    batch."""
     torch.manual_seed(0)
     net = build_model(model, "batch", 1 / 16).double().train()
     with torch.no_grad():

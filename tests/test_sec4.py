@@ -35,7 +35,8 @@ def test_sign_verdict(positive, verdict):
     assert sec4.sign_verdict(positive) == verdict
 
 
-@pytest.mark.parametrize("gains,verdict", [([0.5, 0.2], REPRODUCED), ([0.5, 2.0], PARTLY), ([1.0, 3.0], NOT_REPRODUCED)])
+@pytest.mark.parametrize("gains,verdict", [([0.5, 0.2], REPRODUCED), ([0.5, 2.0], PARTLY),
+                                           ([1.0, 3.0], NOT_REPRODUCED)])
 def test_reduction_verdict(gains, verdict):
     assert sec4.reduction_verdict(gains) == verdict
 
@@ -83,12 +84,12 @@ def test_unit_std_reads_the_pre_normalisation_variance():
 
 def test_statement_checks_summarise_the_draws():
     c = sec4.statement_checks(batches=(3, 16), draws=3)
-    for key in ("thm41", "thm42", "thm44", "obs43"):
+    for key in ("grad", "thm41", "thm42", "thm44", "obs43"):
         assert c[key]["n"] == 6 and c[key]["max_tol"] <= 1, key
     assert 1 <= c["lemma45"]["n"] <= 6 and c["lemma45"]["max_tol"] <= 1
     assert c["thm41"]["printed_fail"] == 1.0 and c["thm41"]["printed_max_rel"] > 0
     assert 0 <= c["thm42"]["second_fail"] <= 1 and 0 <= c["thm42"]["positive"] <= 1
-    fails = [c["thm44"][f"printed_fail_{s:g}"] for s in sec4.LOSS_SCALES]
+    fails = [c["thm44"][f"printed_fail_{name}"] for name in sec4.LOSS_SCALES]
     assert all(0 <= f <= 1 for f in fails) and fails[0] == 1.0 and fails[-1] == 0.0
 
 

@@ -62,12 +62,12 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
                          seed=seed, budget=b.name, data="gaussian", eval_every=b.dln_steps,
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
                          ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
-                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype)
+                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype, bn_theory=spec.norm == "batch")
     return RunConfig(model=b.vgg_arch, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps, batch_size=b.vgg_batch_size,
                      seed=seed, width=b.vgg_width, budget=b.name, data=data, train_limit=b.train_limit,
                      test_limit=b.test_limit, eval_every=b.eval_every, probe_every=b.vgg_probe_every,
                      act_layers=VGG_ACT_LAYERS, ics_layers=VGG_ICS_LAYERS, ics_params=ics_params,
-                     landscape_grid=VGG_GRID, dtype=spec.dtype)
+                     landscape_grid=VGG_GRID, dtype=spec.dtype, bn_theory=spec.norm == "batch")
 
 
 #: Every run the book's chapters use (each at every seed of a build).

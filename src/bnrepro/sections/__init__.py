@@ -14,7 +14,7 @@ from ..experiments import get_run, resolve_budget
 from ..records import RunRecord
 
 #: The section modules in book order.
-MODULES = ("sec21", "sec22", "sec31")
+MODULES = ("sec21", "sec22", "sec31", "sec4")
 
 #: Paper section number ("2.1") -> its `Section`.
 SECTIONS: dict[str, Section] = {s.number: s for s in (import_module(f"{__name__}.{m}").SECTION for m in MODULES)}
