@@ -89,8 +89,9 @@ def is_notebook(path: Path) -> bool:
     return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
 
 
-# Appendix pages that compute runs as the chapters do (the seeds page trains the other seeds' runs if missing).
-COMPUTING_APPENDIX = {Path("appendix/seeds.md")}
+# Appendix pages that compute runs as the chapters do (the seeds page trains the other seeds' runs if missing, the
+# DLN page the other loss-scale reading and the float64 reruns).
+COMPUTING_APPENDIX = {Path("appendix/seeds.md"), Path("appendix/dln.md")}
 
 
 def notebook_pages() -> list[Path]:

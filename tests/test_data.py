@@ -2,7 +2,10 @@
 the real CIFAR-10 archive only when ../shared/data has it (slow the first time, then cached)."""
 
 import io
+import os
 import pickle
+import pickletools
+import struct
 import subprocess
 import sys
 import tarfile
@@ -231,16 +234,47 @@ def test_missing_root_and_env_var(tmp_path, monkeypatch):
         load_cifar10()
 
 
+class Py2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle wrote the official batches (protocol 2): str and bytes alike as Python 2's str
+    opcodes (SHORT_)BINSTRING, which Python 3 reads back as bytes under encoding="bytes". (Python 3 itself pickles bytes
+    at protocol 2 through the global _codecs.encode, which the real files never hold.)"""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj):
+        raw = obj.encode("latin-1") if isinstance(obj, str) else obj
+        n = len(raw)
+        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + raw)
+        self.memoize(obj)
+
+    dispatch[str] = dispatch[bytes] = save_py2_str
+
+
+def py2_pickle(obj, numpy_module: str = "numpy.core.multiarray") -> bytes:
+    """`obj` pickled as the official batch files are, naming numpy's array reconstructor under `numpy_module`
+    (numpy 1, which wrote the real files, calls it numpy.core.multiarray; numpy 2 numpy._core.multiarray)."""
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(b"cnumpy._core.multiarray\n", f"c{numpy_module}\n".encode())
+
+
+def batch(rng, n: int, name: str) -> dict:
+    """One batch in the official layout: n images as uint8 rows of 3072 (R, G, B planes), labels a list of ints."""
+    return {b"batch_label": f"{name} of 6".encode(), b"labels": [int(v) for v in rng.integers(0, 10, n)],
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+
+
 def fake_batches(folder: Path, n=20) -> np.ndarray:
-    """A tiny cifar-10-batches-py: 5 train batches of n and a test batch of n; returns the train pixels NCHW."""
+    """A tiny cifar-10-batches-py in the official file format: 5 train batches of n and a test batch of n; returns
+    the train pixels NCHW."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
     xs = []
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        x = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"data": x, b"labels": list(rng.integers(0, 10, n))}, f)
-        xs.append(x)
+        b = batch(rng, n, name)
+        (folder / name).write_bytes(py2_pickle(b))
+        xs.append(b[b"data"])
     return np.concatenate(xs[:5]).reshape(-1, 3, 32, 32)
 
 
@@ -252,6 +286,65 @@ def test_cifar10_batches_py(tmp_path, cache):
     assert torch.allclose(d.train_x.double(), (pixels - mean) / std, atol=1e-5)  # CHW order, train-set statistics
     assert d.fingerprint.startswith("cifar-10-batches-py:") and "canonical" in d.source
     assert load_cifar10(tmp_path / "cifar-10-batches-py", cache_dir=cache).fingerprint == d.fingerprint
+
+
+def test_batch_files_hold_only_numpy_globals():
+    """The test's batch files have the official format: protocol 2, Python 2 strings, numpy's three globals only."""
+    raw = py2_pickle(batch(np.random.default_rng(0), 3, "data_batch_1"))
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(raw)]
+    assert ops[0] == ("PROTO", 2) and ("SHORT_BINSTRING", "data") in ops
+    globals_ = {a for o, a in ops if o == "GLOBAL"}
+    assert globals_ == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
+
+
+@pytest.mark.parametrize("numpy_module", ["numpy.core.multiarray", "numpy._core.multiarray"])
+def test_batch_unpickler_reads_numpy_1_and_2_arrays(tmp_path, numpy_module):
+    b = batch(np.random.default_rng(0), 4, "test_batch")
+    path = tmp_path / "test_batch"
+    path.write_bytes(py2_pickle(b, numpy_module))
+    back = data._unpickle_batch(path)
+    assert back.keys() == b.keys() and back[b"labels"] == b[b"labels"] and back[b"filenames"] == b[b"filenames"]
+    assert back[b"data"].dtype == np.uint8 and np.array_equal(back[b"data"], b[b"data"])
+
+
+class Hostile:
+    """Unpickles by calling `call(*args)`, as a crafted pickle would."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+@pytest.mark.parametrize("make,refused", [
+    (lambda marker: Hostile(os.system, f"touch {marker}"), f"{os.system.__module__}.system"),
+    (lambda marker: Hostile(exec, f"open({str(marker)!r}, 'w').close()"), "exec"),
+], ids=["os.system", "exec"])
+def test_crafted_batch_file_is_refused_without_running_it(tmp_path, cache, make, refused):
+    """A batch whose pickle would call a function (here: create a marker file) is refused, naming the file and the
+    global, and the function never runs; a plain pickle.load of the same bytes would run it."""
+    fake_batches(tmp_path / "cifar-10-batches-py")
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    hostile.write_bytes(py2_pickle({b"labels": [0], b"data": make(marker)}))
+    with pytest.raises(DataError, match=refused) as e:
+        load_cifar10(tmp_path, cache_dir=cache)
+    assert str(hostile) in str(e.value) and "re-download" in str(e.value)
+    assert not marker.exists() and not cache.exists()
+    pickle.loads(hostile.read_bytes(), encoding="bytes")  # the file is live: unrestricted, it runs its call
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"not a pickle", "not a readable pickle"),
+    (py2_pickle([1, 2, 3]), "no b'data' and b'labels'"),
+], ids=["garbage", "wrong-object"])
+def test_malformed_batch_file_names_the_problem(tmp_path, cache, content, match):
+    fake_batches(tmp_path / "cifar-10-batches-py")
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(content)
+    with pytest.raises(DataError, match=match):
+        load_cifar10(tmp_path, cache_dir=cache)
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path, cache):

@@ -63,19 +63,41 @@ def test_vgg_training_lowers_loss(data):
     rec = train(tiny_vgg("batch", steps=60), data)
     loss = rec["train_loss"]
     assert rec.status == "completed" and len(loss) == 60 and np.isfinite(loss).all()
+    # BN VGG at LR 0.1 is inside its stable range: the ratio is 0.06-0.08 in float32 (AVX-512, AVX2 and portable
+    # kernels) and float64, so rounding cannot move it near 0.6
     assert loss[-10:].mean() < 0.6 * loss[:10].mean(), (loss[:10].mean(), loss[-10:].mean())
     assert list(rec["test_step"]) == [0, 60] and rec.summary["final_test_acc"] == rec["test_acc"][-1]
     assert rec.summary["data_fingerprint"] == data.fingerprint
 
 
-@pytest.mark.parametrize("norm", ["none", "batch"])
-def test_dln_training_lowers_loss(norm):
-    """Full-batch GD on the 25-layer linear net at the paper's lr 1e-6 (summed squared error, ~1e5 at init)."""
-    rec = train(RunConfig(model="dln", norm=norm, lr=1e-6, steps=200, data="gaussian", budget="test"))
+def dln_losses(norm: str, lr: float) -> np.ndarray:
+    """The per-step losses of 200 steps of full-batch GD on the 25-layer linear net (seed 0), checked for shape."""
+    rec = train(RunConfig(model="dln", norm=norm, lr=lr, steps=200, data="gaussian", budget="test"))
     loss = rec["train_loss"]
     assert rec.status == "completed" and len(loss) == 200 and "train_acc" not in rec.arrays
-    assert 1e4 < loss[0] < 1e6
-    assert loss[-10:].mean() < 0.8 * loss[:10].mean()
+    assert 1e4 < loss[0] < 1e6  # the summed squared error over 1,000 samples
+    return loss
+
+
+def test_standard_dln_descends_at_every_step_inside_its_stable_range():
+    """At the paper's LR 1e-7 the standard DLN's top Hessian eigenvalue stays at 0.5-2.3e6 over these steps (power
+    iteration, float64), 9x below 2/LR = 2e7, so gradient descent lowers the loss at every step; the smallest step's
+    drop (2.8e-4 of the loss) is far above float32 rounding, and float64 gives the same losses to 4 digits.
+    Not LR 1e-6: there the eigenvalue reaches 2/LR within 25 steps, and whether the run then diverges depends on
+    the CPU's float rounding (measured: it diverges at step 75 with AVX2 kernels, completes with the portable ones)."""
+    loss = dln_losses("none", 1e-7)
+    assert (np.diff(loss) < 0).all(), np.flatnonzero(np.diff(loss) >= 0)
+    assert loss[-1] < 0.9 * loss[0]  # measured 0.84
+
+
+def test_bn_dln_training_lowers_loss():
+    """With BN the DLN trains at the edge of stability at any LR (at the paper's 1e-6 its top Hessian eigenvalue sits
+    at 2.0-2.2e6 = 2/LR from step 25 on; the loss rises on about a quarter of the steps), so its trajectory depends
+    on rounding; but it cannot diverge (layers 1-24 are scale-invariant: an overshoot grows their weights and so
+    shrinks the effective step). What holds for any rounding is the outcome: the mean loss of the last 10 steps is
+    0.18-0.28 of the first 10's at seeds 0-5, in float32 and float64 alike; the test asks for below 0.5."""
+    loss = dln_losses("batch", 1e-6)
+    assert loss[-10:].mean() < 0.5 * loss[:10].mean()
 
 
 def test_same_seed_same_numbers_other_seed_differs(data):
@@ -124,6 +146,8 @@ def test_probes_never_change_the_trajectory(spec, short, data, monkeypatch):
     tiny_vgg("none", lr=50.0, steps=100),
 ], ids=["dln-lr1", "vgg-lr50"])
 def test_divergence_is_recorded_not_raised(cfg, data, tmp_path):
+    """LRs far past any stability edge (10^6 x the DLN's, 500 x VGG's): the loss is non-finite from step 1 (DLN) or
+    3 (VGG) on every CPU kernel set and in float64, so where the run stops does not depend on rounding."""
     rec = train(cfg, data)
     n = rec.summary["diverged_at"]
     assert rec.status == "diverged" and n is not None and 0 < n < cfg.steps
@@ -310,9 +334,9 @@ def test_resolve_budget_best(tmp_path):
 
 
 def test_unknown_budget_lists_valid_ones():
-    with pytest.raises(ValueError, match="smoke, cpu, paper"):
+    with pytest.raises(ValueError, match=", ".join(budgets.BUDGET_ORDER)):
         get_budget("nope")
-    assert [get_budget(n).name for n in budgets.BUDGET_ORDER] == ["smoke", "cpu", "paper"]
+    assert [get_budget(n).name for n in budgets.BUDGET_ORDER] == ["smoke", "cpu", "cpu15k", "paper"]
 
 
 def test_data_root(monkeypatch):

@@ -279,14 +279,46 @@ def _write_cache(path: Path, arrays, fp: str, jpeg: bool) -> None:
 
 
 def _read_batches(files: list[Path]):
-    """The official pickled python batches (trusted format: pickle is used for these files only) → uint8 NCHW."""
+    """The official pickled python batches → uint8 NCHW, each read by `_BatchUnpickler` (no other global allowed)."""
     xs, ys = [], []
     for f in files:
-        with open(f, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
+        d = _unpickle_batch(f)
         xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(d[b"labels"], dtype=np.uint8))
     return (np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]), False
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a `cifar-10-batches-py` file holds and nothing else: dicts, lists, str, bytes and ints need no
+    global, and numpy arrays need exactly the globals in ALLOWED (numpy 1 and 2 name `_reconstruct` differently).
+    Any other global (a function a crafted pickle would call, such as os.system) is refused before it is looked up."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")  # the files were written by Python 2: its str are bytes
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"{self.path} is not a CIFAR-10 python batch: its pickle asks for the global "
+                            f"{module}.{name}, which that format never holds, and was refused without running it; "
+                            f"delete the folder and re-download it (download=True), or {HOW}")
+        return super().find_class(module, name)
+
+
+def _unpickle_batch(path: Path) -> dict:
+    """One batch file as a dict with b"data" and b"labels" (see `_BatchUnpickler`)."""
+    try:
+        with open(path, "rb") as fh:
+            d = _BatchUnpickler(fh, path).load()
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise DataError(f"{path} is not a readable pickle ({e}); re-download it (download=True) or {HOW}") from None
+    if not (isinstance(d, dict) and b"data" in d and b"labels" in d):
+        raise DataError(f"{path} is not a CIFAR-10 python batch (no b'data' and b'labels' entries); re-download it "
+                        f"(download=True) or {HOW}")
+    return d
 
 
 def _image_folder_base(path: Path) -> Path | None:

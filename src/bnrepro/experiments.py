@@ -20,6 +20,10 @@ VGG_ACT_LAYERS = (2, 3, 9, 11, 13)  # Figures 1c (3, 11), 2 and 8 (2, 9, 13), 6 
 VGG_ICS_LAYERS = (5, 10)  # Figure 3a
 DLN_ACT_LAYERS = (1, 11, 24)  # Figure 9
 DLN_ICS_LAYERS = (9, 17)  # Figure 3b
+#: The DLN loss scale the chapters lead with: the loss is this times the summed squared error. Why 0.1 and not the
+#: plain sum is measured in the book's appendix on the DLN (bnrepro.readings): with the plain sum the standard DLN
+#: at the paper's LR 1e-6 trains at the edge of stability, where float rounding decides whether it diverges.
+DLN_LOSS_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,24 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
                          seed=seed, budget=b.name, data="gaussian", eval_every=b.dln_steps,
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
                          ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
-                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype, bn_theory=spec.norm == "batch")
+                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype, **optional_probes(spec))
     return RunConfig(model=b.vgg_arch, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps, batch_size=b.vgg_batch_size,
                      seed=seed, width=b.vgg_width, budget=b.name, data=data, train_limit=b.train_limit,
                      test_limit=b.test_limit, eval_every=b.eval_every, probe_every=b.vgg_probe_every,
                      act_layers=VGG_ACT_LAYERS, ics_layers=VGG_ICS_LAYERS, ics_params=ics_params,
-                     landscape_grid=VGG_GRID, dtype=spec.dtype, bn_theory=spec.norm == "batch")
+                     landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec))
+
+
+def optional_probes(spec: Spec) -> dict:
+    """The costlier probes a book run carries besides activations, ICS and the landscape (see `bnrepro.costs`).
+
+    Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every fourth
+    one), for its sharpness against 2/LR (appendix on the DLN). Every BatchNorm run, VGG and DLN: Section 4's probe.
+    """
+    probes = {"bn_theory": True} if spec.norm == "batch" else {}
+    if spec.model == "dln":
+        probes |= {"curvature_iters": 20, "curvature_every": 4}
+    return probes
 
 
 #: Every run the book's chapters use (each at every seed of a build).

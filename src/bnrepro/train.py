@@ -3,7 +3,8 @@
 VGG trains on CIFAR-10 minibatches (cross-entropy); the deep linear network trains by full-batch gradient descent
 on its Gaussian regression task (summed squared error, which matches the paper's plotted loss scale of 1e3-1e5).
 Probes run before the update of their step on the step's batch and never change the trajectory: with the same
-seed, a run with probes and one without end bit-for-bit equal on the CPU.
+seed, a run with probes and one without end bit-for-bit equal on the CPU. Weight norms (`weight_norms`) are read at
+every step, between the backward pass and the update.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from .models import NORMS, NoisyBatchNorm, build_model, dln_data
 from .probes import ProbeContext
 from .probes.activations import ActivationRecorder
+from .probes.weight_norms import WeightNormRecorder
 from .records import RunRecord, environment
 
 
@@ -57,6 +59,11 @@ class RunConfig:
     # their identity (the config hash). Add new fields below this line, with a default that changes nothing. ---
     dtype: str = "float32"  # float32 | float64: the arithmetic of weights, data and probes
     dln_loss_scale: float = 1.0  # the DLN's loss is this times the summed squared error (see `dln_loss`)
+    curvature_iters: int = 0  # curvature probe: at most this many Lanczos iterations (0: no curvature probe)
+    curvature_tol: float = 1e-3  # Lanczos stops once the top eigenvalue changes by less than this, relatively
+    curvature_every: int = 1  # the top eigenvalue at every k-th probe step only (the batch sharpness at every one)
+    random_dirs: int = 0  # the landscape probe also along this many random directions
+    weight_norms: bool = False  # record ||W||^2 and ||grad_W L||^2 of every layer's weight at every step
     bn_theory: bool = False  # probe Section 4's quantities in every BatchNorm layer (`probes.bn_theory`); norm="batch"
 
     def __post_init__(self):
@@ -64,13 +71,20 @@ class RunConfig:
             raise ValueError(f"unknown norm {self.norm!r}: choose one of {', '.join(NORMS)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"learning rate must be a positive number, got {self.lr!r}")
-        for name in ("steps", "batch_size", "eval_every", "probe_every"):
+        for name in ("steps", "batch_size", "eval_every", "probe_every", "curvature_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if not (self.dln_loss_scale > 0 and math.isfinite(self.dln_loss_scale)):
             raise ValueError(f"dln_loss_scale must be a positive number, got {self.dln_loss_scale!r}")
+        for name in ("curvature_iters", "random_dirs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if not (self.curvature_tol >= 0 and math.isfinite(self.curvature_tol)):
+            raise ValueError(f"curvature_tol must be a finite number >= 0, got {self.curvature_tol!r}")
+        if self.random_dirs and not self.landscape_grid:
+            raise ValueError("random_dirs needs the landscape probe: give landscape_grid as well")
         if self.bn_theory and self.norm != "batch":
             raise ValueError(f"bn_theory probes BatchNorm layers, but norm is {self.norm!r}: use norm='batch' or "
                              "bn_theory=False")
@@ -98,7 +112,8 @@ class RunConfig:
 
 
 _LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
-                   if f.name in ("dtype", "dln_loss_scale", "bn_theory")}
+                   if f.name in ("dtype", "dln_loss_scale", "curvature_iters", "curvature_tol", "curvature_every",
+                                 "random_dirs", "weight_norms", "bn_theory")}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -116,6 +131,26 @@ def dln_loss(out: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> tor
     """
     err = (out - target).pow(2).sum()
     return err if scale == 1 else scale * err
+
+
+def initial_model(cfg: RunConfig, device: torch.device | str) -> nn.Module:
+    """The run's network at step 0, in training mode, from the global random state (the trainer seeds it first)."""
+    model = build_model(cfg.model, cfg.norm, cfg.width).to(device=device, dtype=cfg.torch_dtype)
+    model.train()
+    for m in model.modules():
+        if isinstance(m, NoisyBatchNorm):
+            m.noise_seed = cfg.seed
+    return model
+
+
+def loss_function(cfg: RunConfig):
+    """The run's training loss: cross-entropy for VGG, the scaled summed squared error for the DLN."""
+    return partial(dln_loss, scale=cfg.dln_loss_scale) if cfg.is_dln else F.cross_entropy
+
+
+def dln_batch(cfg: RunConfig, seed: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DLN's full batch for a run of `seed`: its Gaussian regression data, in the run's dtype."""
+    return tuple(t.to(device=device, dtype=cfg.torch_dtype) for t in dln_data(cfg.dln_samples, seed=seed))
 
 
 @dataclass
@@ -152,10 +187,16 @@ def _probe(cfg: RunConfig, ctx: ProbeContext, landscape_mode: str) -> dict[str, 
 
         for k, v in measure_ics(ctx, cfg.ics_layers, cfg.ics_params).items():
             out[f"ics_{k}"] = v
+    if cfg.curvature_iters:
+        from .probes.curvature import measure_curvature
+
+        eigen = (ctx.step // cfg.probe_every) % cfg.curvature_every == 0
+        for k, v in measure_curvature(ctx, cfg.curvature_iters, cfg.curvature_tol, eigen).items():
+            out[f"curvature_{k}"] = v
     if cfg.landscape_grid:
         from .probes.landscape import measure_landscape
 
-        for k, v in measure_landscape(ctx, cfg.landscape_grid, landscape_mode).items():
+        for k, v in measure_landscape(ctx, cfg.landscape_grid, landscape_mode, cfg.random_dirs).items():
             out[f"landscape_{k}"] = v
     if cfg.bn_theory:
         from .probes.bn_theory import measure_bn_theory
@@ -199,18 +240,14 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
     if not cfg.is_dln and data is None:
         raise ValueError("a VGG run needs data: pass a bnrepro.data.Cifar10 (see bnrepro.data.load_cifar10)")
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.norm, cfg.width).to(device=device, dtype=cfg.torch_dtype)
-    model.train()
+    model = initial_model(cfg, device)
     noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
-    for m in noisy:
-        m.noise_seed = cfg.seed
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # plain SGD: no momentum, no weight decay
     if cfg.is_dln:
-        dx, dy = (t.to(device=device, dtype=cfg.torch_dtype) for t in dln_data(cfg.dln_samples, seed=cfg.seed))
-        loss_fn = partial(dln_loss, scale=cfg.dln_loss_scale)
-    else:
-        loss_fn = F.cross_entropy
+        dx, dy = dln_batch(cfg, cfg.seed, device)
+    loss_fn = loss_function(cfg)
     recorder = ActivationRecorder(model, cfg.act_layers, cfg.steps, cfg.seed, device) if cfg.act_layers else None
+    norms = WeightNormRecorder(model, cfg.steps, device) if cfg.weight_norms else None
     probe_steps = set(cfg.probe_steps())
 
     st = _State()
@@ -224,6 +261,8 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         opt.load_state_dict(saved["optim"])
         st = _State(**{k: saved["state"][k] for k in ("step", "wall", "losses", "accs", "evals", "probes")})
         env = _resumed_env(saved.get("env", env), env)  # checkpoints older than this field hold no environment
+        if norms:
+            norms.values.copy_(saved["weight_norms"])
         if recorder:
             recorder.moments.copy_(saved["moments"])
             recorder.quantiles = list(saved["quantiles"])
@@ -239,7 +278,8 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
                     "moments": recorder.moments if recorder else None,
                     "quantiles": recorder.quantiles if recorder else [],
                     "pre_moments": recorder.pre_moments if recorder else None,
-                    "pre_quantiles": recorder.pre_quantiles if recorder else []}, tmp)
+                    "pre_quantiles": recorder.pre_quantiles if recorder else [],
+                    "weight_norms": norms.values if norms else None}, tmp)
         tmp.replace(ckpt)
 
     from tqdm.auto import tqdm
@@ -277,7 +317,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         for m in noisy:
             m.noise_step = step
         if step in probe_steps:
-            ctx = ProbeContext(model, x, y, loss_fn, cfg.lr, step)
+            ctx = ProbeContext(model, x, y, loss_fn, cfg.lr, step, cfg.seed)
             for k, v in _probe(cfg, ctx, landscape_mode).items():
                 st.probes.setdefault(k, []).append(v)
             st.probes.setdefault("probe_step", []).append(torch.tensor(step))
@@ -289,6 +329,8 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         loss = loss_fn(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if norms:
+            norms.record(step)
         opt.step()
         acc = (out.argmax(1) == y).float().mean() if not cfg.is_dln else torch.zeros((), device=device)
         pending.append(torch.stack([loss.detach().float(), acc.detach()]))
@@ -315,7 +357,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         st.evals.append((cfg.steps, *evaluate(model, data)))
     if recorder:
         recorder.close()
-    record = _make_record(cfg, st, recorder, diverged_at, env, data)
+    record = _make_record(cfg, st, recorder, norms, diverged_at, env, data)
     if ckpt:
         ckpt.unlink(missing_ok=True)
     return record
@@ -329,7 +371,7 @@ def _resumed_env(started: dict, now: dict) -> dict:
     return env
 
 
-def _make_record(cfg, st: _State, recorder, diverged_at, env: dict, data) -> RunRecord:
+def _make_record(cfg, st: _State, recorder, norms, diverged_at, env: dict, data) -> RunRecord:
     n = len(st.losses)
     arrays: dict[str, np.ndarray] = {"train_loss": np.asarray(st.losses, np.float32)}
     if not cfg.is_dln:
@@ -346,6 +388,9 @@ def _make_record(cfg, st: _State, recorder, diverged_at, env: dict, data) -> Run
         for k, vs in st.probes.items():
             if k != "probe_step":
                 arrays[k] = torch.stack(vs).numpy()[keep]
+    if norms:
+        arrays["weight_sq_norm"] = norms.values[:n, 0].cpu().numpy()
+        arrays["weight_grad_sq_norm"] = norms.values[:n, 1].cpu().numpy()
     if recorder:
         arrays["act_layers"] = np.asarray(recorder.layers, np.int32)
         arrays["act_units"] = np.asarray(recorder.units, np.int32)

@@ -4,7 +4,9 @@ Every probe receives a `ProbeContext` (the model at w_t in training mode, the st
 loss and learning rate) and evaluates the network *functionally* through `batch_loss`, which runs the model on
 the batch with parameters the probe supplies and with throw-away copies of the buffers. BatchNorm therefore uses
 the batch's statistics (as in training), its running statistics are never updated, no parameter is touched, and
-no global random state is consumed (noisy BatchNorm's noise is keyed by the step, see `models.NoisyBatchNorm`).
+no global random state is consumed (noisy BatchNorm's noise is keyed by the step, see `models.NoisyBatchNorm`;
+a probe that needs random numbers draws them from a local generator keyed by the run's seed and the step, see
+`ProbeContext.generator`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from bnrepro.models import Layer, _mix
+
 
 @dataclass
 class ProbeContext:
@@ -25,6 +29,7 @@ class ProbeContext:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     lr: float
     step: int
+    seed: int = 0  # the run's seed: keys the random numbers a probe draws (with the step)
 
     def params(self) -> dict[str, torch.Tensor]:
         """The trainable parameters w_t by name, detached (probes build their own autograd graphs)."""
@@ -36,7 +41,18 @@ class ProbeContext:
         out = functional_call(self.model, {**params, **buffers}, (self.inputs,))
         return self.loss_fn(out, self.targets)
 
+    def generator(self, *key: int) -> torch.Generator:
+        """A CPU generator seeded from (run seed, step, *key): the probe's random numbers, the same on every device
+        and whatever the global random state (draw on the CPU, then move the tensor to the model's device)."""
+        return torch.Generator().manual_seed(_mix(self.seed, self.step, *key))
+
     def param_groups(self) -> list[list[str]]:
         """Parameter names of each paper layer (1-based layer i is entry i-1), from `model.layers()`."""
         owner = {id(p): n for n, p in self.model.named_parameters()}
         return [[owner[id(p)] for p in layer.parameters()] for layer in self.model.layers()]
+
+
+def layer_weight(layer: nn.Module) -> nn.Parameter:
+    """The conv/linear weight of one paper layer of `model.layers()` (a `models.Layer`, or a bare linear map such
+    as VGG's classifier)."""
+    return layer.linear.weight if isinstance(layer, Layer) else layer.weight

@@ -17,8 +17,7 @@ from typing import Sequence
 
 import torch
 
-from bnrepro.models import Layer
-from bnrepro.probes import ProbeContext
+from bnrepro.probes import ProbeContext, layer_weight
 
 PARAM_CHOICES = ("weight", "layer")
 
@@ -28,7 +27,7 @@ def _measured_names(ctx: ProbeContext, params: str) -> list[list[str]]:
     if params == "layer":
         return ctx.param_groups()
     owner = {id(p): n for n, p in ctx.model.named_parameters()}
-    return [[owner[id(m.linear.weight if isinstance(m, Layer) else m.weight)]] for m in ctx.model.layers()]
+    return [[owner[id(layer_weight(m))]] for m in ctx.model.layers()]
 
 
 def measure_ics(ctx: ProbeContext, layers: Sequence[int], params: str = "weight") -> dict[str, torch.Tensor]:

@@ -1,0 +1,194 @@
+"""The deep linear network's loss scale and float rounding: which reading the chapters lead with, and which
+verdicts hold under another reading or in float64.
+
+The paper minimises ||W_1...W_k x - A x||^2 over 1,000 samples without saying whether the loss is summed or
+averaged. Gradient descent on c*L at learning rate eta takes exactly the steps of L at learning rate c*eta (every
+loss multiplied by c), so the loss scale c and the learning rate are one knob: each reading c is the paper's
+learning rate applied to another effective learning rate c*eta. Which c matches the paper is an empirical question
+this module answers with runs: it evaluates every claim that rests on DLN runs under each reading, and again with
+the runs recomputed in float64 (a change that is mathematically a no-op), so a verdict that hangs on float rounding
+shows as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from .claims import Claim, Section
+from .experiments import DLN_LOSS_SCALE, Spec, get_run
+from .figures import COLORS, NAMES
+from .records import RunRecord
+
+#: Every reading of the DLN's loss scale the book computes: c -> what the loss is. The lead reading comes first.
+READINGS = {DLN_LOSS_SCALE: "0.1 × the summed squared error", 1.0: "the summed squared error"}
+DTYPES = ("float32", "float64")
+FLIPS = "flips with rounding"
+
+
+def variant(spec: Spec, loss_scale: float, dtype: str = "float32") -> Spec:
+    """`spec` under another DLN loss scale and dtype (VGG specs are returned unchanged)."""
+    if spec.model != "dln":
+        return spec
+    return dataclasses.replace(spec, loss_scale=loss_scale, dtype=dtype)
+
+
+def uses_dln(section: Section) -> bool:
+    return any(s.model == "dln" for s in section.specs)
+
+
+def variant_claims(section: Section, budget: str, seed: int, loss_scale: float, dtype: str = "float32",
+                   data: str | None = None, device: str | None = None) -> list[Claim]:
+    """The section's claims at one seed with its DLN runs under `loss_scale` and `dtype` (missing runs are trained)."""
+    runs = {(s.model, s.norm, s.lr): get_run(variant(s, loss_scale, dtype), budget, seed, data=data, device=device)
+            for s in section.specs}
+    return section.claims(runs)
+
+
+@dataclasses.dataclass
+class ClaimVariants:
+    """One DLN-dependent claim's verdict under each (loss scale, dtype) at each seed it was computed at."""
+
+    section: str
+    claim: Claim  # as computed under the lead reading in float32 at the first seed
+    verdicts: dict[tuple[float, str, int], str]
+
+    def holds_under_both(self) -> bool:
+        """The float32 verdict is the same under every reading at every seed."""
+        return len({v for (_, d, _), v in self.verdicts.items() if d == "float32"}) == 1
+
+    def flips_with_rounding(self) -> bool:
+        """At some (reading, seed) computed in both dtypes, float64 gives another verdict than float32."""
+        return any(d == "float64" and self.verdicts.get((c, "float32", s)) not in (None, v)
+                   for (c, d, s), v in self.verdicts.items())
+
+    def shown_verdict(self) -> str:
+        """What a chapter shows: the lead reading's verdict, unless float rounding flips it."""
+        return FLIPS if self.flips_with_rounding() else self.claim.verdict
+
+
+def claims_under_variants(sections: dict[str, Section], budget: str, seeds: Sequence[int],
+                          f64_seeds: Sequence[int] = (0,), data: str | None = None,
+                          device: str | None = None) -> list[ClaimVariants]:
+    """Every claim that rests on DLN runs, under each reading in float32 at `seeds` and in float64 at `f64_seeds`.
+
+    A claim rests on DLN runs when its measured numbers change with the reading (claims about VGG alone do not).
+    """
+    out = []
+    for number, section in sections.items():
+        if not uses_dln(section):
+            continue
+        table = {(c, d, s): variant_claims(section, budget, s, c, d, data, device)
+                 for c in READINGS for d in DTYPES for s in (seeds if d == "float32" else f64_seeds)}
+        lead = table[DLN_LOSS_SCALE, "float32", seeds[0]]
+        other = [table[c, "float32", seeds[0]] for c in READINGS if c != DLN_LOSS_SCALE]
+        for i, claim in enumerate(lead):
+            if all(o[i].ours == claim.ours for o in other):
+                continue
+            out.append(ClaimVariants(number, claim, {k: v[i].verdict for k, v in table.items()}))
+    return out
+
+
+def sharpness_ratio(rec: RunRecord) -> np.ndarray:
+    """The top Hessian eigenvalue divided by 2/LR at each probed step (NaN where it was not measured): above 1,
+    plain gradient descent at this learning rate is unstable along the top eigenvector."""
+    return rec["curvature_eigenvalue"].astype(float) * rec.config["lr"] / 2
+
+
+def sharpness_summary(rec: RunRecord) -> dict[str, float]:
+    """The top eigenvalue ÷ (2/LR) at step 0, its median and largest value over training, and the fraction of steps
+    at which the training loss rose (under full-batch gradient descent, an overshooting step)."""
+    r = sharpness_ratio(rec)
+    loss = rec["train_loss"].astype(float)
+    return {"init": float(r[0]), "median": float(np.nanmedian(r)), "max": float(np.nanmax(r)),
+            "rises": float(np.mean(np.diff(loss) > 0)) if len(loss) > 1 else 0.0}
+
+
+def sharpness_figure(runs: dict[float, Sequence[Sequence[RunRecord]]]) -> Figure:
+    """One panel per reading: the top Hessian eigenvalue ÷ (2/LR) over training (log y), standard and BatchNorm at
+    each learning rate, one thin line per seed; the dashed line at 1 is the stability limit of gradient descent.
+    `runs[c]` holds, per (norm, LR), the runs of every seed."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 3.6), squeeze=False, sharey=True)
+    lrs = sorted({seeds[0].config["lr"] for group in runs.values() for seeds in group}, reverse=True)
+    for ax, (c, groups) in zip(axes[0], runs.items()):
+        for seeds in groups:
+            cfg = seeds[0].config
+            style = {"color": COLORS[cfg["norm"]], "linestyle": ("-", "--", ":")[lrs.index(cfg["lr"]) % 3]}
+            for i, rec in enumerate(seeds):
+                r = sharpness_ratio(rec)
+                ok = np.isfinite(r)
+                ax.plot(rec["probe_step"][ok], r[ok], lw=1, alpha=0.8,
+                        label=f"{NAMES[cfg['norm']]}, LR {cfg['lr']:g}" if i == 0 else None, **style)
+        ax.axhline(1, color="0.5", lw=1, ls="--")
+        ax.set(yscale="log", xlabel="training steps", title=f"loss = {READINGS[c]}")
+    axes[0][0].set_ylabel("top Hessian eigenvalue ÷ (2/LR)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def loss_figure(runs: dict[float, Sequence[Sequence[RunRecord]]], paper: dict[tuple[str, float], float]) -> Figure:
+    """One panel per reading: the training loss over steps (log y), one thin line per seed, with the paper's final
+    losses (`paper[(norm, lr)]`, read off its figures) as markers at the last step."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 3.6), squeeze=False, sharey=True)
+    lrs = sorted({seeds[0].config["lr"] for group in runs.values() for seeds in group}, reverse=True)
+    for ax, (c, groups) in zip(axes[0], runs.items()):
+        for seeds in groups:
+            cfg = seeds[0].config
+            style = {"color": COLORS[cfg["norm"]], "linestyle": ("-", "--", ":")[lrs.index(cfg["lr"]) % 3]}
+            for i, rec in enumerate(seeds):
+                ax.plot(np.arange(1, len(rec["train_loss"]) + 1), rec["train_loss"], lw=1, alpha=0.8,
+                        label=f"{NAMES[cfg['norm']]}, LR {cfg['lr']:g}" if i == 0 else None, **style)
+            if (cfg["norm"], cfg["lr"]) in paper:
+                ax.plot([cfg["steps"]], [paper[cfg["norm"], cfg["lr"]]], marker="o", ms=7, mfc="none",
+                        color=style["color"])
+        ax.set(yscale="log", xlabel="training steps", title=f"loss = {READINGS[c]}")
+    axes[0][0].set_ylabel("training loss (circles: the paper's)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+#: The paper's final DLN training losses read off its figures (Figures 3b, 5b, 13a; /work/shared/paper.md §4).
+PAPER_FINAL_LOSS = {("none", 1e-6): 1.6e3, ("batch", 1e-6): 5e2, ("l1", 1e-6): 1e2, ("l2", 1e-6): 5e2,
+                    ("linf", 1e-6): 1e3, ("none", 1e-7): 4e3, ("batch", 1e-7): 7e2}
+
+
+def final_loss_decades(runs: dict[tuple[str, float], Sequence[RunRecord]]) -> dict[tuple[str, float], float]:
+    """log10(our final training loss ÷ the paper's) per (norm, LR), the median over seeds (inf if a run diverged):
+    how many decades a reading's loss level is off the paper's plotted one."""
+    out = {}
+    for key, recs in runs.items():
+        if key in PAPER_FINAL_LOSS:
+            finals = [r.summary["final_train_loss"] if r.status == "completed" else np.inf for r in recs]
+            out[key] = float(np.log10(np.median(finals) / PAPER_FINAL_LOSS[key]))
+    return out
+
+
+_SHORT = {"reproduced": "yes", "partly reproduced": "partly", "not reproduced": "no", FLIPS: FLIPS}
+
+
+def _figures(paper_text: str) -> str:
+    """The paper's DLN figures a claim's text cites (its own words, e.g. "Figure 3b", "Figure 10c")."""
+    import re
+
+    found = re.findall(r"Figures? ((?:\d+[a-d]?(?:, | and )?)+)", paper_text)
+    return ", ".join(dict.fromkeys(f for group in found for f in re.split(r", | and ", group) if f)) or "—"
+
+
+def variants_markdown(variants: Sequence[ClaimVariants], seeds: Sequence[int], f64_seeds: Sequence[int]) -> str:
+    """A table: each DLN-dependent claim, the paper's figures it cites, its verdict at each seed under each reading
+    (float32), and whether float64 reruns at `f64_seeds` give the same verdicts."""
+    head = ("| Section | The paper says | Figures | " + " | ".join(f"c = {c:g}" for c in READINGS)
+            + " | Both readings | float64 |")
+    rows = [head, "|---" * (len(READINGS) + 5) + "|"]
+    for v in variants:
+        cells = [", ".join(_SHORT[v.verdicts[c, "float32", s]] for s in seeds) for c in READINGS]
+        f64 = "flips" if v.flips_with_rounding() else "same verdicts"
+        rows.append(f"| {v.section} | {v.claim.paper.replace('|', chr(92) + '|')} | {_figures(v.claim.paper)} | "
+                    + " | ".join(cells) + f" | {'yes' if v.holds_under_both() else 'no'} | {f64} |")
+    return "\n".join(rows)
