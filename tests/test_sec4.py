@@ -2,6 +2,7 @@
 the probe summaries on a constructed record, and that every figure draws (no training)."""
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -102,3 +103,5 @@ def test_figures_draw():
     for fig, n_axes in ((sec4.theory_figure(rec), 7), (sec4.network_diagram(), 1), (sec4.step_size_figure(), 2),
                         (sec4.real_bn_figure(sec4.real_bn_curves((0.1, 10.0), m=8, draws=2)), 1)):
         assert len(fig.axes) == n_axes
+        plt.close(fig)
+    assert not plt.get_fignums()
