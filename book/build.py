@@ -1,8 +1,12 @@
 """Build the book: execute every notebook page with papermill, then render the site with Jupyter Book, offline.
 
     python book/build.py --budget smoke|cpu|paper|best [--data PATH] [--device auto|cpu|cuda] [--chapters a,b]
+                         [--workers N] [--address HEAD:PORT] [--gpus-per-run F]
 
 Stages, each timed:
+0. runs: every run the book needs at the budget (at every seed a page declares) that is not recorded yet is computed
+   as `python -m bnrepro book-runs` does, in parallel through Ray (`--workers 1`: one after another without Ray),
+   so that the pages only load records. With `--budget best` nothing is computed: the pages show what is recorded.
 1. js: `npm ci` in book/ when book/node_modules is missing or older than package-lock.json, then copy require.js,
    the ipywidgets HTML manager (with its fonts and WIDGETS_SETUP_JS) and MathJax 3 into
    book/_widgets_js/_static/vendor/, which the site serves itself (no CDN; see _config.yml).
@@ -12,7 +16,8 @@ Stages, each timed:
    it declares among `budget`, `device` and `data` injected (`data` only with --data; BNREPRO_DATA in the
    environment reaches the kernel, made absolute). The executed notebook is what the page shows and what its download
    button serves. A failing cell stops the build with a non-zero exit naming the page and the cell.
-4. html: `jupyter-book build` on the staging copy with warnings as errors. The site is book/_build/src/_build/html.
+4. html: `jupyter-book build` on the staging copy with warnings as errors. The site is book/_build/src/_build/html;
+   the last lines printed say how to serve it.
 
 Adding a chapter: write book/chapters/NAME.md (copy the front matter and the cell tagged `parameters` of an existing
 chapter) and add the line `- file: chapters/NAME` under its part in book/_toc.yml. `--chapters NAME,...` executes
@@ -23,6 +28,7 @@ or leave the table of contents if they were never executed.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -36,13 +42,16 @@ import nbformat
 import papermill
 import yaml
 
+from bnrepro.cli import add_compute_options, book_runs
+from bnrepro.records import RunStore
+
 BOOK = Path(__file__).resolve().parent
 STAGE = BOOK / "_build" / "src"
 HTML = STAGE / "_build" / "html"
 VENDOR = BOOK / "_widgets_js" / "_static" / "vendor"
 KERNEL = "bnrepro-build"
 NOT_STAGED = {"_build", "node_modules", "__pycache__", ".ipynb_checkpoints", "build.py",
-              "check_site.py", "package.json", "package-lock.json", "nbval_sanitize.cfg"}
+              "check_site.py", "check_lab.py", "package.json", "package-lock.json", "nbval_sanitize.cfg"}
 # What the site serves from node_modules: (source, destination under VENDOR).
 JS_FILES = [
     ("requirejs/require.js", "requirejs/require.js"),
@@ -111,6 +120,29 @@ def notebook_pages() -> list[Path]:
     return sorted((p for p in pages if is_notebook(p)), key=lambda p: (rank(p), str(p)))
 
 
+def page_seeds(pages: list[Path]) -> list[int]:
+    """Every seed the pages use: the union of the `seeds` each declares in its cell tagged `parameters`."""
+    seeds: set[int] = set()
+    for page in pages:
+        for cell in jupytext.read(page).cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                for node in ast.parse(cell.source).body:
+                    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "seeds" for t in node.targets):
+                        seeds.update(ast.literal_eval(node.value))
+    return sorted(seeds)
+
+
+def compute_runs(args: argparse.Namespace, pages: list[Path]) -> None:
+    """Compute the runs the book needs at `args.budget` that are not recorded (see stage 0 above)."""
+    seeds = page_seeds(pages)
+    try:
+        status = book_runs(args.budget, seeds, args.data, RunStore(), args)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if status:
+        sys.exit(status)
+
+
 def stage() -> dict[Path, bytes]:
     """Fresh staging copy of the book without the notebook sources; returns the executed notebooks it had."""
     previous = {p.relative_to(STAGE): p.read_bytes() for p in STAGE.rglob("*.ipynb") if "_build" not in
@@ -150,6 +182,9 @@ def execute(page: Path, params: dict, kernel: str) -> None:
     # The download button serves this file: name the standard kernel, not the private build kernelspec.
     nb = nbformat.read(out, as_version=4)
     nb.metadata.kernelspec = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    for cell in nb.cells:  # papermill's "# Parameters" cell stays for nbval's re-run, but no page shows it
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata.tags.append("remove-cell")
     nbformat.write(nb, out)
 
 
@@ -178,6 +213,7 @@ def main() -> None:
     ap.add_argument("--data", help="CIFAR-10 archive or folder (default: $BNREPRO_DATA or the budget's default)")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--chapters", help="comma-separated chapter names (e.g. sec21_ics_performance): run only these")
+    add_compute_options(ap)
     args = ap.parse_args()
     params = {"budget": args.budget, "device": args.device}
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar reaches a page (the kernels inherit this)
@@ -203,6 +239,8 @@ def main() -> None:
         times.append((name, time.perf_counter() - t0))
         return result
 
+    if args.budget != "best":
+        timed(f"runs: the book's runs at budget={args.budget} that are not recorded", compute_runs, args, pages)
     timed("js: npm packages into the site", prepare_js)
     previous = timed("stage: copy the book to book/_build/src", stage)
     for page in pages:
@@ -224,7 +262,8 @@ def main() -> None:
     print("\nwall time per stage:")
     for name, seconds in times:
         print(f"  {seconds:7.1f} s  {name}")
-    print(f"  {sum(s for _, s in times):7.1f} s  total\nHTML: {HTML / 'index.html'}")
+    print(f"  {sum(s for _, s in times):7.1f} s  total\n\nThe book: {HTML / 'index.html'}\nServe it: python -m "
+          f"http.server -d {os.path.relpath(HTML)} 8000, then open http://localhost:8000")
 
 
 if __name__ == "__main__":

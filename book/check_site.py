@@ -6,9 +6,10 @@ HTML_DIR defaults to book/_build/src/_build/html. The site is served on 127.0.0.
 in Debian's Chromium (/usr/bin/chromium) through playwright. The check fails (exit 1, listing every problem) if a
 page requests anything from another host (such requests are aborted), answers a request with an HTTP error, logs a
 console error or throws, has an <img> (widget frames included) that did not decode, has a widget view that did not
-render, has a slider whose image does not change when moved with the keyboard, or lacks a download link to its
-source in the site (for a notebook page: the executed .ipynb). --screenshots saves every page, after its sliders
-moved, in the light and the dark theme.
+render, has a slider whose image does not change when moved with the keyboard, has a figure whose background clashes
+with the page's or widget text that does not read on it, or lacks a download button that saves its source as a file
+(for a notebook page: the executed .ipynb). Every page is checked in the light and in the dark theme; --screenshots
+saves every page, after its sliders moved, in both.
 """
 
 from __future__ import annotations
@@ -16,23 +17,37 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import io
 import json
 import sys
 import threading
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+import numpy as np
+from PIL import Image
 from playwright.sync_api import Page, sync_playwright
+
+from bnrepro.plotting import contrast_ratio
 
 BOOK = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
+# A figure clashes with the page when the median colour of its rendered border (FRAME pixels wide) differs from the
+# page's background by more than CLASH in some channel (0-255). Figures are transparent (bnrepro.plotting), so a
+# border of the page's own colour differs by 0; the theme's light card in the dark theme differed by about 160.
+FRAME, CLASH = 3, 24
+WIDGET_TEXT = ".cell_output .widget-label, .cell_output .widget-readout"  # a slider's description and value
+MIN_TEXT_CONTRAST = 4.5  # WCAG AA for text, against the page
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files without a log line per request."""
+    """Static files without a log line per request; notebooks as application/json, as common web hosts serve them
+    (a browser then shows one in the tab unless its link says to download it)."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".ipynb": "application/json"}
 
     def log_message(self, *args) -> None:
         pass
@@ -45,11 +60,12 @@ def serve(root: Path) -> str:
     return f"http://127.0.0.1:{server.server_port}/"
 
 
-def move_sliders(page: Page) -> tuple[list[str], int]:
-    """Press ArrowRight on every widget slider; each must change the image shown beside it. (problems, moved)"""
+def move_sliders(page: Page, area_class: str = "widget-subarea") -> tuple[list[str], int]:
+    """Press ArrowRight on every widget slider; each must change the image shown beside it, in the same element of
+    class `area_class` (the static page's widget area; a JupyterLab output). (problems, moved)"""
     problems, moved = [], 0
-    for i, slider in enumerate(page.locator(".widget-subarea .widget-slider").all()):
-        area = slider.locator("xpath=ancestor::div[contains(@class, 'widget-subarea')][1]")
+    for i, slider in enumerate(page.locator(f".{area_class} .widget-slider").all()):
+        area = slider.locator(f"xpath=ancestor::div[contains(@class, '{area_class}')][1]")
         shown = "a => { const i = [...a.querySelectorAll('img')].find(i => i.offsetParent !== null); return i && i.src }"
         before, readout = area.evaluate(shown), slider.locator(".widget-readout").inner_text()
         handle = slider.locator(".noUi-handle")
@@ -67,7 +83,66 @@ def move_sliders(page: Page) -> tuple[list[str], int]:
     return problems, moved
 
 
-def check_page(page: Page, url: str, rel: str, root: Path) -> tuple[list[str], str]:
+def rgb(css: str) -> np.ndarray:
+    """[r, g, b] of a CSS `rgb(...)`/`rgba(...)` colour as the browser computes it; None if fully transparent."""
+    parts = [float(x) for x in css[css.index("(") + 1:-1].replace("/", ",").replace(",", " ").split()]
+    return None if len(parts) == 4 and parts[3] == 0 else np.array(parts[:3])
+
+
+def figure_backgrounds(page: Page) -> tuple[list[str], int]:
+    """Every visible figure of the cell outputs must sit on the page's colour (compare the median colour of its
+    rendered border with the page background), and widget text must read on the page. (problems, figures checked)"""
+    colours = page.evaluate("() => [document.body, document.documentElement]"
+                            ".map(e => getComputedStyle(e).backgroundColor)")
+    page_bg = next((c for c in map(rgb, colours) if c is not None), np.array([255.0, 255.0, 255.0]))
+    problems, checked = [], 0
+    texts = page.eval_on_selector_all(WIDGET_TEXT, "es => es.filter(e => e.offsetParent !== null && e.innerText.trim())"
+                                                   ".map(e => [e.innerText.trim(), getComputedStyle(e).color])")
+    for text, colour in texts:
+        ratio = contrast_ratio(rgb(colour) / 255, page_bg / 255)
+        if ratio < MIN_TEXT_CONTRAST:
+            problems.append(f"widget text {text!r} in {colour} has contrast {ratio:.1f}:1 with the page "
+                            f"(at least {MIN_TEXT_CONTRAST}:1 wanted)")
+    for i, img in enumerate(page.locator(".cell_output img").all()):
+        if not img.is_visible():
+            continue  # a slider's other frames
+        shot = np.asarray(Image.open(io.BytesIO(img.screenshot())).convert("RGB"), dtype=float)
+        if min(shot.shape[:2]) <= 2 * FRAME:
+            continue
+        ring = np.concatenate([shot[:FRAME].reshape(-1, 3), shot[-FRAME:].reshape(-1, 3),
+                               shot[:, :FRAME].reshape(-1, 3), shot[:, -FRAME:].reshape(-1, 3)])
+        border = np.median(ring, axis=0)
+        checked += 1
+        if np.abs(border - page_bg).max() > CLASH:
+            problems.append(f"figure {i} sits on rgb{tuple(int(c) for c in border)}, the page on "
+                            f"rgb{tuple(int(c) for c in page_bg)}")
+    return problems, checked
+
+
+def download_source(page: Page, src: Path) -> list[str]:
+    """Click the download button's entry for `src`: it must save a file of that name (not open it in a tab), and
+    a notebook must be valid JSON with papermill's metadata (the executed notebook)."""
+    try:
+        page.locator(".dropdown-download-buttons > button").click()
+        with page.expect_download(timeout=10_000) as info:
+            page.locator(f".dropdown-download-buttons a[href$='/{src.name}']").first.click()
+        download = info.value
+    except Exception as e:  # noqa: BLE001 - no download for whatever reason is the failure reported
+        return [f"the download button did not save {src.name}: {str(e).splitlines()[0]}"]
+    problems = []
+    if download.suggested_filename != src.name:
+        problems.append(f"the download button saved {download.suggested_filename!r}, not {src.name!r}")
+    if src.suffix == ".ipynb":
+        try:
+            nb = json.loads(Path(download.path()).read_text())
+        except ValueError as e:
+            return problems + [f"the downloaded {src.name} is not JSON: {e}"]
+        if "papermill" not in nb.get("metadata", {}):
+            problems.append(f"the downloaded {src.name} is not an executed notebook (no papermill metadata)")
+    return problems
+
+
+def check_page(page: Page, url: str, rel: str, root: Path, download: bool) -> tuple[list[str], str]:
     """Open one page and check it; returns its problems and a one-line summary."""
     problems: list[str] = []
     page.on("console", lambda m: m.type == "error" and problems.append(
@@ -90,26 +165,26 @@ def check_page(page: Page, url: str, rel: str, root: Path) -> tuple[list[str], s
     problems += [f"image did not load: {src[:100]}" for src, width in images if width == 0]
     slider_problems, moved = move_sliders(page)
     problems += slider_problems
+    figure_problems, figures = figure_backgrounds(page)
+    problems += figure_problems
 
-    download = "-"
+    saved = "-"
     sources = list((root / "_sources").glob(rel.removesuffix(".html") + ".*"))
-    if sources:  # a content page: it must link to its source, and a notebook page to the executed notebook
+    if sources and download:  # a content page: its download button saves its source, a notebook page's executed
         src = sources[0]
         hrefs = page.eval_on_selector_all("a[href*='_sources/']", "as => as.map(a => a.href)")
         linked = [h for h in hrefs if urlparse(h).path.lstrip("/") == src.relative_to(root).as_posix()]
-        download = src.relative_to(root).as_posix()
-        if not linked:
-            problems.append(f"no download link to {download}")
-        elif src.suffix == ".ipynb" and "papermill" not in json.loads(src.read_text()).get("metadata", {}):
-            problems.append(f"{download} is not an executed notebook (no papermill metadata)")
-    summary = f"images {len(images)}, widget views {views}, sliders moved {moved}, download {download}"
+        saved = src.relative_to(root).as_posix()
+        problems += download_source(page, src) if linked else [f"no download link to {saved}"]
+    summary = (f"images {len(images)}, widget views {views}, sliders moved {moved}, figures on the page's colour "
+               f"{figures - len(figure_problems)}/{figures}, download {saved}")
     return problems, summary
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("html", nargs="?", type=Path, default=BOOK / "_build" / "src" / "_build" / "html")
-    ap.add_argument("--screenshots", type=Path, help="save a full-page screenshot of every page here")
+    ap.add_argument("--screenshots", type=Path, help="save a full-page screenshot of every page here, per theme")
     args = ap.parse_args()
     root = args.html.resolve()
     pages = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.html")
@@ -131,16 +206,17 @@ def main() -> None:
         else:
             r.continue_()
 
-    schemes = ["light", "dark"] if args.screenshots else ["light"]
+    schemes = ["light", "dark"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for scheme in schemes:
-            context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
+            context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900},
+                                          accept_downloads=True)
             context.route("**/*", route)
             for rel in pages:
                 page = context.new_page()
                 n_external = len(external)
-                problems, summary = check_page(page, urljoin(base, rel), rel, root)
+                problems, summary = check_page(page, urljoin(base, rel), rel, root, download=scheme == "light")
                 problems += [f"request outside the site (aborted): {u}" for u in external[n_external:]]
                 if args.screenshots:
                     args.screenshots.mkdir(parents=True, exist_ok=True)

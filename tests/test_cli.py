@@ -91,6 +91,23 @@ def test_bad_norm_for_dln_exits_2(capsys, tmp_path):
     assert "noisy" in capsys.readouterr().err
 
 
+def test_book_runs_bad_options_exit_2(tmp_path, capsys):
+    for argv, words in ((["--workers", "0"], "--workers"), (["--gpus-per-run", "2"], "--gpus-per-run"),
+                        (["--workers", "2", "--address", "127.0.0.1:1"], "--address"), (["--seeds", "a"], "--seeds"),
+                        (["--budget", "cpu"], "BNREPRO_DATA")):
+        assert cli.main(["book-runs", "--budget", "smoke", "--records", str(tmp_path), *argv]) == 2, argv
+        assert words in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_book_runs_help_names_the_ray_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["book-runs", "--help"])
+    out = capsys.readouterr().out
+    for opt in ("--workers", "--address", "--gpus-per-run", "--force", "RAY_ADDRESS", "--device"):
+        assert opt in out, opt
+
+
 def test_missing_data_path_exits_2(capsys, tmp_path):
     argv = ["train", "--budget", "smoke", "--data", str(tmp_path / "missing"), "--records", str(tmp_path)]
     assert cli.main(argv) == 2

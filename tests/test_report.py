@@ -1,38 +1,52 @@
-"""Verdicts across seeds: agreement counts and the table, on hand-made claims (no training)."""
+"""Book-wide tables: verdicts across seeds, the replication status and the budgets, on hand-made claims (no
+training)."""
 
 from bnrepro import report
-from bnrepro.claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim
+from bnrepro.claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Judged, Section
 
 
-def claim(key: str, verdict: str, ours: str) -> Claim:
-    return Claim(key, f"the paper's {key} | with a bar", ours, verdict, "rule")
+def claim(key: str, verdict: str, ours: str, near: tuple[str, ...] = ()) -> Claim:
+    return Claim(key, f"the paper's {key} | with a bar", ours, verdict, "rule", near=near)
 
 
-def by_seed() -> dict:
-    """Section 2.1 with two claims at three seeds: the first agrees everywhere, the second does not."""
-    per_seed = [[claim("a", REPRODUCED, "a0"), claim("b", REPRODUCED, "b0")],
-                [claim("a", REPRODUCED, "a1"), claim("b", PARTLY, "b1")],
-                [claim("a", REPRODUCED, "a2"), claim("b", NOT_REPRODUCED, "b2")]]
-    return {"2.1": ("cpu", per_seed)}
+def by_section() -> dict[str, Judged]:
+    """Section 2.1 with two claims at seeds 0-2 (the first agrees everywhere, the second does not) and Section 2.2
+    with one claim judged at seed 0 only."""
+    per_seed = {0: [claim("a", REPRODUCED, "a0"), claim("b", REPRODUCED, "b0")],
+                1: [claim("a", REPRODUCED, "a1"), claim("b", PARTLY, "b1", ("x 0.98 against 1",))],
+                2: [claim("a", REPRODUCED, "a2"), claim("b", NOT_REPRODUCED, "b2")]}
+    two = Section("2.1", "t", "chapters/sec21_performance", (), ())
+    one = Section("2.2", "t", "chapters/sec22_ics", (), ())
+    return {"2.1": Judged(two, "cpu", (0, 1, 2), {}, per_seed),
+            "2.2": Judged(one, "paper", (0,), {}, {0: [claim("c", PARTLY, "c0")]})}
 
 
 def test_seed_agreement_counts_claims_with_one_verdict_at_every_seed():
-    assert report.seed_agreement(by_seed()) == (1, 2)
-    one_seed = {"2.1": ("cpu", [by_seed()["2.1"][1][0]])}
-    assert report.seed_agreement(one_seed) == (2, 2)
+    assert report.seed_agreement(by_section()) == (2, 3)
 
 
 def test_seeds_markdown_has_a_column_per_seed_and_every_seed_s_numbers():
-    text = report.seeds_markdown(by_seed(), [0, 1, 2])
+    text = report.seeds_markdown(by_section())
     lines = text.splitlines()
     assert lines[0].count("| Seed ") == 3 and lines[1].count("|---") == 6
-    row_a, row_b = lines[2], lines[3]
-    assert row_a.endswith("| **reproduced** at every seed |") and "\\| with a bar" in row_a
+    row_a, row_b, row_c = lines[2:5]
+    assert row_a.endswith("| yes | yes | yes | **reproduced at 3 of 3 seeds** |") and "\\| with a bar" in row_a
     assert row_b.startswith("| [2.1](/chapters/sec21_performance.ipynb) `cpu` |")
-    assert "| yes | partly | no | **mixed**: 1 yes, 1 partly, 1 no |" in row_b
+    assert ("| yes | partly (near) | no | **reproduced at 1, partly reproduced at 1, not reproduced at 1 of 3 seeds "
+            "(near a threshold at seed 1)** |") in row_b
+    assert row_c.endswith("| partly | — | — | **partly reproduced at 1 of 1 seed** |")  # seeds 1, 2 not judged
     for s in range(3):
         assert f"  - seed {s}: b{s} (" in text
-    assert "### Section 2.1 at the `cpu` budget" in text
+    assert "  - seed 1: b1 (partly reproduced; near its threshold: x 0.98 against 1)" in text
+    assert "### Section 2.1 at the `cpu` budget" in text and "### Section 2.2 at the `paper` budget" in text
+
+
+def test_status_markdown_shows_each_claim_s_budget_and_verdict_across_seeds():
+    lines = report.status_markdown(by_section()).splitlines()
+    assert len(lines) == 2 + 3
+    assert lines[2] == ("| [2.1](/chapters/sec21_performance.ipynb) | the paper's a \\| with a bar | cpu "
+                        "| **reproduced at 3 of 3 seeds** |")
+    assert lines[4].endswith("| paper | **partly reproduced at 1 of 1 seed** |")
 
 
 def test_budgets_markdown_has_a_column_per_budget_and_a_row_per_setting():
@@ -44,3 +58,22 @@ def test_budgets_markdown_has_a_column_per_budget_and_a_row_per_setting():
     assert row == "| `vgg_steps` | " + " | ".join(str(BUDGETS[b].vgg_steps) for b in BUDGET_ORDER) + " |"
     for b in BUDGET_ORDER:
         assert f"- `{b}`: {BUDGETS[b].description}" in lines
+
+
+def record(env: dict, **config):
+    from bnrepro.records import RunRecord
+
+    base = {"bnrepro": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty_src": False, "torch": "2.14.1",
+            "python": "3.11.7", "device": "cpu", "device_name": "CPU (x86_64, 1 threads)"}
+    cfg = {"model": "dln", "norm": "batch", "lr": 1e-6, "steps": 100, "seed": 0, "budget": "cpu", **config}
+    return RunRecord(cfg, base | env, "completed", {"steps_done": 100, "wall_time_s": 12.0, "data_source": "d"})
+
+
+def test_provenance_names_the_arithmetic_and_what_older_records_lack():
+    new = record({"cpu_model": "AMD EPYC 7B13", "cpu_capability": "AVX2", "threads": 2}, dtype="float64")
+    old = record({})
+    lines = report.provenance_markdown([new, old]).splitlines()
+    assert "| Arithmetic |" in lines[0]
+    assert "| float64, AVX2, 2 threads |" in lines[2]
+    assert "| float32, capability not recorded, threads not recorded |" in lines[3]
+    assert "- CPU: AMD EPYC 7B13, not recorded" in lines

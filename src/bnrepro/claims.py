@@ -1,18 +1,91 @@
-"""What every section shares to judge the paper's claims: the `Claim` (paper's words, our numbers, verdict, rule),
-the three verdicts, a `Section` (a chapter's runs and claim rules), and the tables and glue that show claims.
+"""What every section shares to judge the paper's claims: rules that measure records and judge the numbers, the
+`Claim` they produce, a `Section` (a chapter's runs and rules), verdicts across seeds, and the tables and glue that
+show claims.
 
-Each paper section lives in a module of its own (`bnrepro.sections`) holding its runs, figures and claim rules;
+A `Rule` keeps *measuring* (records -> numbers) apart from *judging* (numbers -> verdict), so that every rule's
+judgement is unit-tested on constructed numbers, driven to each of its outcomes. A judgement compares numbers with
+thresholds through `Check`s and `grade`; a deciding number within `NEAR` of its threshold is reported with the
+verdict. Each paper section lives in a module of its own (`bnrepro.sections`) holding its runs, figures and rules;
 this module is what they have in common.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .experiments import Spec
+from .records import RunRecord
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
+VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED)
+
+#: A deciding number within this fraction of its threshold is "near" it: the verdict says so.
+NEAR = 0.05
+
+#: A section's runs of one seed and budget, keyed (model, norm, lr).
+Runs = Mapping[tuple[str, str, float], RunRecord]
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True, eq=False)
+class Check:
+    """One comparison a judgement makes: `value` `op` `threshold`, e.g. Check("loss ratio", 2.4, ">=", 2)."""
+
+    what: str  # the compared number, in words
+    value: float
+    op: str  # "<", "<=", ">" or ">="
+    threshold: float
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"unknown comparison {self.op!r}: choose one of {', '.join(_OPS)}")
+
+    @property
+    def holds(self) -> bool:
+        return bool(_OPS[self.op](self.value, self.threshold))
+
+    @property
+    def near(self) -> bool:
+        """The value lies within NEAR (relative) of the threshold."""
+        v, t = float(self.value), float(self.threshold)
+        return math.isfinite(v) and math.isfinite(t) and abs(v - t) <= NEAR * abs(t)
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.value:.3g} against {self.threshold:.3g}"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    near: tuple[str, ...] = ()  # the deciding comparisons within NEAR of their threshold, in words
+
+
+def grade(full: Sequence[Check], partly: Sequence[Sequence[Check]] = ()) -> Judgement:
+    """REPRODUCED if every check of `full` holds; else PARTLY if every check of one group of `partly` holds; else
+    NOT_REPRODUCED. A check is *deciding* if its failing or holding alone would change the verdict; the deciding
+    checks whose value is near their threshold are returned with the verdict."""
+    checks = list({id(c): c for c in itertools.chain(full, *partly)}.values())
+
+    def verdict(flipped: Check | None = None) -> str:
+        def ok(c: Check) -> bool:
+            return c.holds != (c is flipped)
+
+        if all(ok(c) for c in full):
+            return REPRODUCED
+        return PARTLY if any(all(ok(c) for c in group) for group in partly) else NOT_REPRODUCED
+
+    v = verdict()
+    return Judgement(v, tuple(str(c) for c in checks if c.near and verdict(c) != v))
+
+
+def any_of(checks: Sequence[Check], k: int = 1) -> list[tuple[Check, ...]]:
+    """`partly` groups of `grade` meaning "at least k of these checks hold"."""
+    return list(itertools.combinations(checks, k))
 
 
 @dataclass
@@ -21,19 +94,136 @@ class Claim:
     paper: str  # what the paper says, with its numbers
     ours: str  # what we measured, formatted
     verdict: str
-    rule: str  # how the verdict was decided
+    rule: str  # how the verdict was decided: the thresholds
     values: dict = field(default_factory=dict)  # numbers to glue as f"{key}_{name}"
+    reason: str = ""  # why the thresholds are where they are, in one line
+    near: tuple[str, ...] = ()  # deciding numbers near their threshold
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One claim of the paper and how it is judged: `measure` turns the runs into numbers, `judge` the numbers into
+    a verdict, `describe` the numbers into words. `specs` are the runs `measure` reads."""
+
+    key: str
+    paper: str
+    rule: str  # the thresholds, in words
+    reason: str  # why they are where they are, in one line
+    specs: tuple[Spec, ...]
+    measure: Callable[[Runs], dict[str, float]]
+    judge: Callable[[Mapping[str, float]], Judgement]
+    describe: Callable[[Mapping[str, float]], str]
+
+    def apply(self, runs: Runs) -> Claim:
+        """The claim judged on `runs` (any mapping holding this rule's specs, e.g. runs of another seed or under
+        another reading of the setup)."""
+        values = self.measure(runs)
+        j = self.judge(values)
+        return Claim(self.key, self.paper, self.describe(values), j.verdict, self.rule, values, self.reason, j.near)
 
 
 @dataclass(frozen=True)
 class Section:
-    """A chapter's share of the book: the paper section it reproduces, the runs it needs and its claims."""
+    """A chapter's share of the book: the paper section it reproduces, the runs it needs and its claim rules."""
 
     number: str
     title: str
     doc: str  # the chapter's path in the book, for links from the replication-status table
     specs: tuple[Spec, ...]
-    claims: Callable[[dict], list[Claim]]
+    rules: tuple[Rule, ...]
+
+    def __post_init__(self):
+        missing = {s for r in self.rules for s in r.specs} - set(self.specs)
+        if missing:
+            raise ValueError(f"section {self.number}: its rules read runs it does not list: {sorted(map(str, missing))}")
+
+    def claims(self, runs: Runs) -> list[Claim]:
+        """Every rule applied to one set of runs."""
+        return [rule.apply(runs) for rule in self.rules]
+
+
+FLIPS = "flips with rounding"
+
+
+@dataclass
+class Variants:
+    """A claim that rests on DLN runs, judged under each reading of the DLN's loss scale and in float64
+    (`bnrepro.readings`): its verdict per (loss scale, dtype, seed)."""
+
+    lead: float  # the loss scale the chapters lead with
+    verdicts: dict[tuple[float, str, int], str]
+
+    def holds_under_both(self) -> bool:
+        """The float32 verdict is the same under every reading at every seed judged."""
+        return len({v for (_, d, _), v in self.verdicts.items() if d == "float32"}) == 1
+
+    def flips_with_rounding(self) -> bool:
+        """At some (reading, seed) judged in both dtypes, float64 gives another verdict than float32."""
+        return any(d == "float64" and self.verdicts.get((c, "float32", s)) not in (None, v)
+                   for (c, d, s), v in self.verdicts.items())
+
+    def detail(self) -> str:
+        """Each reading's and float64's verdicts in words, for the claims table."""
+        def seeds_text(c: float, d: str) -> str:
+            return ", ".join(f"{v} at seed {s}" for (cc, dd, s), v in self.verdicts.items() if (cc, dd) == (c, d))
+
+        scales = list(dict.fromkeys(c for c, _, _ in self.verdicts))
+        parts = [f"loss scale {c:g}: {seeds_text(c, 'float32')}" for c in scales if c != self.lead]
+        parts += [f"float64, loss scale {c:g}: {seeds_text(c, 'float64')}" for c in scales
+                  if any(k[:2] == (c, "float64") for k in self.verdicts)]
+        both = "holds under both readings" if self.holds_under_both() else "differs between the readings"
+        return f"{both} ({'; '.join(parts)})"
+
+
+@dataclass
+class Judged:
+    """A section's claims at one budget, judged separately on each seed's runs; the first seed is the figures'."""
+
+    section: Section
+    budget: str
+    seeds: tuple[int, ...]
+    runs: dict[int, Runs]  # seed -> runs
+    claims: dict[int, list[Claim]]  # seed -> claims, in the section's rule order
+    variants: dict[str, Variants] = field(default_factory=dict)  # claim key -> its DLN readings and float64
+
+    @classmethod
+    def judge(cls, section: Section, budget: str, runs: dict[int, Runs]) -> Judged:
+        """Every rule of `section` applied to each seed's runs (the first seed is the figures'). `runs` may be any
+        runs with the section's keys, e.g. the DLN under another reading of its setup."""
+        return cls(section, budget, tuple(runs), runs, {s: section.claims(r) for s, r in runs.items()})
+
+    @property
+    def seed(self) -> int:
+        """The figures' seed."""
+        return self.seeds[0]
+
+    @property
+    def first(self) -> list[Claim]:
+        """The claims at the figures' seed."""
+        return self.claims[self.seed]
+
+    def across(self, i: int) -> list[Claim]:
+        """Claim i at every seed."""
+        return [self.claims[s][i] for s in self.seeds]
+
+    def headline(self, i: int) -> str:
+        """Claim i's verdict over the seeds, e.g. "reproduced at 3 of 3 seeds", with the seeds at which a deciding
+        number sits near its threshold."""
+        per_seed = self.across(i)
+        verdicts = [c.verdict for c in per_seed]
+        n = len(verdicts)
+        text = ", ".join(f"{v} at {verdicts.count(v)}" for v in VERDICTS if v in verdicts)
+        text += f" of {n} seed{'s' if n > 1 else ''}"
+        near = [s for s, c in zip(self.seeds, per_seed) if c.near]
+        if near:
+            text += f" (near a threshold at seed{'s' if len(near) > 1 else ''} {', '.join(map(str, near))})"
+        v = self.variants.get(per_seed[0].key)
+        if v is not None and v.flips_with_rounding():
+            text = f"{FLIPS} (float32: {text})"
+        return text
+
+    def unanimous(self, i: int) -> bool:
+        return len({c.verdict for c in self.across(i)}) == 1
 
 
 def _cell(text: str) -> str:
@@ -41,18 +231,26 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def claims_markdown(claims: Sequence[Claim]) -> str:
-    """A Markdown table: the paper's claim, our numbers, the verdict and the rule that decided it."""
-    rows = ["| The paper says | We measured | Verdict | Rule |", "|---|---|---|---|"]
-    rows += [f"| {_cell(c.paper)} | {_cell(c.ours)} | **{c.verdict}** | {_cell(c.rule)} |" for c in claims]
+def claims_markdown(judged: Judged) -> str:
+    """A Markdown table: the paper's claim, our numbers at the figures' seed, the verdict across seeds (with any
+    deciding number near its threshold), and the rule that decided it with its reason."""
+    rows = [f"| The paper says | We measured (seed {judged.seed}) | Verdict | Rule |", "|---|---|---|---|"]
+    for i, c in enumerate(judged.first):
+        near = "".join(f"<br>seed {s}, near its threshold: {'; '.join(x.near)}" for s, x in
+                       zip(judged.seeds, judged.across(i)) if x.near)
+        if c.key in judged.variants:
+            near += f"<br>DLN: {judged.variants[c.key].detail()}"
+        rows.append(f"| {_cell(c.paper)} | {_cell(c.ours)} | **{judged.headline(i)}**{_cell(near)} "
+                    f"| {_cell(c.rule)}. *Why:* {_cell(c.reason)} |")
     return "\n".join(rows)
 
 
-def glue_claims(claims: Sequence[Claim]) -> None:
-    """Glue each claim's verdict and values for the chapter's prose (`{glue:text}` keys `<key>_<name>`)."""
+def glue_claims(judged: Judged) -> None:
+    """Glue each claim's verdict across seeds as `<key>_verdict` and its values at the figures' seed as
+    `<key>_<name>`, for the chapter's prose (`{glue:text}`)."""
     from myst_nb import glue
 
-    for c in claims:
-        glue(f"{c.key}_verdict", c.verdict, display=False)
+    for i, c in enumerate(judged.first):
+        glue(f"{c.key}_verdict", judged.headline(i), display=False)
         for name, v in c.values.items():
             glue(f"{c.key}_{name}", v, display=False)

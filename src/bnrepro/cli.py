@@ -1,4 +1,5 @@
-"""Command line: `python -m bnrepro train ...` (one run) and `python -m bnrepro book-runs ...` (every book run)."""
+"""Command line: `python -m bnrepro train ...` (one run), `python -m bnrepro book-runs ...` (every book run, in
+parallel through Ray) and `python -m bnrepro results` (the README's table of the paper's claims beside ours)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from .budgets import BUDGET_ORDER, get_budget
 from .models import NORMS, VGG_CONFIGS
@@ -38,19 +40,59 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="retrain even if a stored record exists")
     t.add_argument("--records", default=None, help="record store folder (default: $BNREPRO_RECORDS or ./records)")
 
-    r = sub.add_parser("book-runs", help="compute every run the book needs at a budget (stored ones are loaded)",
-                       description="Compute every run the book's chapters need at a budget.")
+    r = sub.add_parser("book-runs", help="compute every run the book needs at a budget (stored ones are skipped)",
+                       description="Compute every run the book's chapters need at a budget that is not stored yet, "
+                                   "each as a Ray task: on a local Ray using every core, or on the cluster at "
+                                   "--address / $RAY_ADDRESS. Exits 1 naming every run that failed.")
     r.add_argument("--budget", default="cpu", choices=BUDGET_ORDER, help="size preset (default: cpu)")
     r.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     r.add_argument("--data", default=None, help="CIFAR-10 location (default: $BNREPRO_DATA)")
-    r.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    r.add_argument("--records", default=None, help="record store folder")
+    r.add_argument("--device", default="auto",
+                   help="cpu, cuda or auto (default: the GPUs when the machine or cluster has any)")
+    r.add_argument("--records", default=None, help="record store folder (default: $BNREPRO_RECORDS or ./records)")
+    r.add_argument("--force", action="store_true", help="recompute runs that are stored")
+    add_compute_options(r)
+
+    s = sub.add_parser("results", help="the paper's headline claims beside ours, as a Markdown table from the records",
+                       description="Print the README's results table, computed from the stored records at the most "
+                                   "faithful budget with every seed recorded (nothing is trained), or check or "
+                                   "write the table between a file's results markers.")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2, as the seeds appendix)")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--check", type=Path, metavar="FILE",
+                     help="exit 1 with a diff when FILE's table (e.g. README.md) differs from the records")
+    out.add_argument("--write", type=Path, metavar="FILE", help="replace the table between FILE's results markers")
     return p
+
+
+def add_compute_options(p: argparse.ArgumentParser) -> None:
+    """The options of `bnrepro.distributed.compute` (shared with book/build.py)."""
+    from .distributed import GPUS_PER_RUN
+
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs at once on the local Ray this command starts (default: one per core); 1 trains one "
+                        "after another in this process, without Ray (for debugging)")
+    p.add_argument("--address", default=None,
+                   help="join the Ray cluster at this address (e.g. HEAD:6379) instead of starting a local Ray "
+                        "(default: $RAY_ADDRESS if set)")
+    p.add_argument("--gpus-per-run", type=float, default=GPUS_PER_RUN,
+                   help=f"share of a GPU each run takes when running on GPUs (default {GPUS_PER_RUN:g}: "
+                        f"{round(1 / GPUS_PER_RUN)} runs per GPU)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .experiments import BOOK_SPECS, Spec, data_kind, data_root, get_or_train, get_run, make_config
+    if args.command == "results":
+        from .results import command
+
+        try:
+            if not all(x.strip().isdigit() for x in args.seeds.split(",")):
+                raise ValueError(f"--seeds takes comma-separated seeds, e.g. 0,1,2; got {args.seeds!r}")
+            return command([int(x) for x in args.seeds.split(",")], args.check, args.write)
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    from .experiments import Spec, data_kind, data_root, get_or_train, make_config
     from .records import RunStore
 
     store = RunStore(args.records)
@@ -73,13 +115,42 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"record": str(store.path(rec.config)), "status": rec.status,
                               **rec.summary}, indent=1))
         else:
-            for seed in (int(s) for s in args.seeds.split(",")):
-                for spec in BOOK_SPECS:
-                    rec = get_run(spec, args.budget, seed, data=args.data, device=args.device, store=store,
-                                  progress=True)
-                    print(f"{spec.model:4s} {spec.norm:6s} lr={spec.lr:<6g} seed={seed} {rec.status:9s} "
-                          f"{rec.summary['wall_time_s']:8.1f}s  {store.path(rec.config, '').name}", flush=True)
+            return book_runs(args.budget, parse_seeds(args.seeds), args.data, store, args, force=args.force)
     except ValueError as e:  # bad input: say what is wrong and how to fix it, without a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds takes comma-separated integers such as 0,1,2, got {text!r}") from None
+
+
+def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argparse.Namespace,
+              force: bool = False) -> int:
+    """Compute the book's missing runs at `budget` (all of them if `force`) with the options of
+    `add_compute_options` and `--device` in `args`; the exit status: 0, 1 if runs failed (named on stderr), 130 if
+    interrupted."""
+    from .distributed import RayStartError, compute, run_name
+    from .experiments import _data_location, book_configs, data_kind
+
+    root = _data_location(data, get_budget(budget))
+    configs = book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10")
+    try:
+        failed = compute(configs, root, store=store, force=force, device=args.device, workers=args.workers,
+                         address=args.address, gpus_per_run=args.gpus_per_run)
+    except KeyboardInterrupt:
+        print("interrupted: the runs still going were cancelled; finished runs are stored, and the same command "
+              "resumes the others", file=sys.stderr)
+        return 130
+    except RayStartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"error: {len(failed)} of {len(configs)} runs failed (tracebacks above): "
+              + "; ".join(run_name(f.config) for f in failed), file=sys.stderr)
+        return 1
     return 0

@@ -1,13 +1,16 @@
 """The book's runs: one run per (model, norm, learning rate, seed, budget) carries every probe the book needs.
 
 Chapters ask for runs through `get_run`, which loads a stored record when one exists and trains (then stores)
-otherwise, so chapters share runs instead of retraining. `resolve_budget("best", ...)` picks the most faithful
+otherwise, so chapters share runs instead of retraining. `book_configs` lists every run the book needs at a budget;
+`bnrepro.distributed` computes the missing ones in parallel. `resolve_budget("best", ...)` picks the most faithful
 budget that has every requested run recorded, which is how the published book shows the highest budget recorded.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .budgets import BUDGET_ORDER, Budget, get_budget
@@ -86,15 +89,29 @@ def optional_probes(spec: Spec) -> dict:
     return probes
 
 
-#: Every run the book's chapters use (each at every seed of a build).
-BOOK_SPECS = (
-    Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1),  # Figures 1, 2, 3a, 4, 11a
-    Spec("vgg", "none", 0.5), Spec("vgg", "batch", 0.5),  # Figure 1
-    Spec("vgg", "noisy", 0.1),  # Figures 2, 8
-    Spec("vgg", "none", 0.01), Spec("vgg", "batch", 0.01),  # Figure 3a
-    Spec("dln", "none", 1e-6), Spec("dln", "batch", 1e-6),  # Figures 3b, 10, 11b
-    Spec("dln", "none", 1e-7), Spec("dln", "batch", 1e-7),  # Figure 3b
-)
+def book_specs(budget: str) -> tuple[Spec, ...]:
+    """The runs of every section of the book (of the budget's sections, when it names some), in book order."""
+    from .sections import SECTIONS  # the sections import this module
+
+    numbers = get_budget(budget).sections or tuple(SECTIONS)
+    return tuple(dict.fromkeys(s for number in numbers for s in SECTIONS[number].specs))
+
+
+def book_configs(budget: str, seeds: Sequence[int], data_kind: str) -> list[RunConfig]:
+    """Every run the book needs at `budget` and `seeds` (seed-major), on data of `data_kind` ("cifar10" or
+    "synthetic[:N]"): each section's runs at every seed, and each DLN run also under the other loss-scale readings
+    and, at seed 0, in float64 (what `readings.variants` judges)."""
+    from .readings import DTYPES, READINGS, variant
+
+    out = []
+    for seed in seeds:
+        for spec in book_specs(budget):
+            out.append(make_config(spec, budget, seed, data_kind))
+            if spec.model == "dln":
+                out += [make_config(variant(spec, c, d), budget, seed, data_kind) for c in READINGS for d in DTYPES
+                        if (c, d) != (spec.loss_scale, spec.dtype) and (d == "float32" or seed == 0)]
+    return list(dict.fromkeys(out))
+
 
 _DATA_CACHE: dict = {}
 
@@ -122,20 +139,79 @@ def get_run(spec: Spec, budget: str, seed: int = 0, *, data: str | None = None, 
 
 def get_or_train(cfg: RunConfig, root: str | None, *, device: str | None = None, store: RunStore | None = None,
                  force: bool = False, progress: bool = False) -> RunRecord:
-    """Load `cfg`'s record, or train it on the data at `root` (resuming from a checkpoint) and store it."""
+    """Load `cfg`'s record, or train it on the data at `root` (resuming from a checkpoint) and store it.
+
+    Training holds the record's lock (`RecordLock`): a run another process is computing is waited for and then
+    loaded, not trained twice.
+    """
     store = store or RunStore()
-    if not force:
-        rec = store.load(cfg.to_dict())
-        if rec is not None:
+    if not force and (rec := store.load(cfg.to_dict())) is not None:
+        return rec
+    with RecordLock(store, cfg):
+        if not force and (rec := store.load(cfg.to_dict())) is not None:  # stored while we waited
             return rec
-    dev = pick_device(device)
-    loaded = None if cfg.is_dln else _load_data(data_root(root, get_budget(cfg.budget)), cfg, dev)
-    ckpt = default_cache_dir() / "checkpoints" / f"{store.path(cfg.to_dict(), '').name}.pt"
-    if force:
-        ckpt.unlink(missing_ok=True)
-    rec = train(cfg, loaded, device=dev, checkpoint=ckpt, progress=progress)
-    store.save(rec)
+        dev = pick_device(device)
+        loaded = None if cfg.is_dln else _load_data(data_root(root, get_budget(cfg.budget)), cfg, dev)
+        rec = train_run(cfg, loaded, dev, restart=force, progress=progress)
+        store.save(rec)
     return rec
+
+
+def train_run(cfg: RunConfig, data, device, *, restart: bool = False, progress: bool = False) -> RunRecord:
+    """Train `cfg` on `data` (a `Cifar10` on `device`, None for the DLN) and return its record, storing nothing.
+
+    The run checkpoints into the cache (`cache/checkpoints/`, named like its record) and resumes from a checkpoint
+    it finds there; `restart` discards that checkpoint first. `get_or_train` and the workers of
+    `bnrepro.distributed` both train through here.
+    """
+    ckpt = default_cache_dir() / "checkpoints" / f"{RunStore().path(cfg.to_dict(), '').name}.pt"
+    if restart:
+        ckpt.unlink(missing_ok=True)
+    return train(cfg, data, device=device, checkpoint=ckpt, progress=progress)
+
+
+class RecordLock:
+    """The lock of one record: an exclusive `flock` on `<record>.lock` beside it, the file removed on release.
+
+    Whoever holds it is the one process computing and saving that record; re-check the store after taking it.
+    `with RecordLock(store, cfg):` waits for it.
+    """
+
+    def __init__(self, store: RunStore, cfg: RunConfig):
+        self.path = store.path(cfg.to_dict(), ".lock")
+        self._fd: int | None = None
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock (waiting for it if `wait`); False if another process holds it and `wait` is False."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:  # the previous holder removed the file on release: lock the file that is there now
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                self._fd = fd
+                return True
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RecordLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def resolve_budget(budget: str, specs: list[Spec], seeds: list[int], store: RunStore | None = None) -> str:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from .plotting import FOREGROUND
 from .records import RunRecord
 
 COLORS = {"none": "tab:red", "batch": "tab:blue", "noisy": "tab:green", "l1": "tab:orange", "l2": "tab:purple",
@@ -109,7 +110,7 @@ def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int 
         d = d / d.max() * 0.9 if d.max() > 0 else d
         newest = j == len(idx) - 1
         ax.fill_between(mid, j, j + d, color=color, alpha=0.55 if newest else 0.2, lw=0)
-        ax.plot(mid, j + d, color="black" if newest else color, lw=0.8)
+        ax.plot(mid, j + d, color=FOREGROUND if newest else color, lw=0.8)
     ax.set_yticks(range(len(idx)), [str(int(s)) for s in steps[idx]], fontsize=7)
     ax.set_xlim(lo, hi)
     ax.set_ylim(-0.2, max(len(idx), 1) + 0.2)

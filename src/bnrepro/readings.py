@@ -13,21 +13,21 @@ shows as such.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .claims import Claim, Section
-from .experiments import DLN_LOSS_SCALE, Spec, get_run
+from .claims import FLIPS, Judged, Runs, Section, Variants
+from .experiments import DLN_LOSS_SCALE, Spec, get_run, make_config
 from .figures import COLORS, NAMES
-from .records import RunRecord
+from .records import RunRecord, RunStore
 
 #: Every reading of the DLN's loss scale the book computes: c -> what the loss is. The lead reading comes first.
 READINGS = {DLN_LOSS_SCALE: "0.1 × the summed squared error", 1.0: "the summed squared error"}
 DTYPES = ("float32", "float64")
-FLIPS = "flips with rounding"
 
 
 def variant(spec: Spec, loss_scale: float, dtype: str = "float32") -> Spec:
@@ -41,56 +41,36 @@ def uses_dln(section: Section) -> bool:
     return any(s.model == "dln" for s in section.specs)
 
 
-def variant_claims(section: Section, budget: str, seed: int, loss_scale: float, dtype: str = "float32",
-                   data: str | None = None, device: str | None = None) -> list[Claim]:
-    """The section's claims at one seed with its DLN runs under `loss_scale` and `dtype` (missing runs are trained)."""
-    runs = {(s.model, s.norm, s.lr): get_run(variant(s, loss_scale, dtype), budget, seed, data=data, device=device)
-            for s in section.specs}
-    return section.claims(runs)
+def _runs(section: Section, budget: str, seed: int, loss_scale: float, dtype: str, data, device,
+          store: RunStore) -> Runs | None:
+    """The section's runs at one seed with its DLN runs under `loss_scale` and `dtype`; None when one is not
+    recorded (except at `smoke`, whose runs are trained in seconds)."""
+    specs = [variant(s, loss_scale, dtype) for s in section.specs]
+    if budget != "smoke" and not all(store.path(make_config(s, budget, seed).to_dict()).exists() for s in specs):
+        return None
+    return {(s.model, s.norm, s.lr): get_run(s, budget, seed, data=data, device=device, store=store) for s in specs}
 
 
-@dataclasses.dataclass
-class ClaimVariants:
-    """One DLN-dependent claim's verdict under each (loss scale, dtype) at each seed it was computed at."""
+def variants(judged: Judged, f64_seeds: Sequence[int] = (0,), data: str | None = None, device: str | None = None,
+             store: RunStore | None = None) -> dict[str, Variants]:
+    """Every claim of a judged section that rests on DLN runs, judged again under each other reading in float32 at
+    the judged seeds, and under every reading in float64 at `f64_seeds` (where those runs are recorded).
 
-    section: str
-    claim: Claim  # as computed under the lead reading in float32 at the first seed
-    verdicts: dict[tuple[float, str, int], str]
-
-    def holds_under_both(self) -> bool:
-        """The float32 verdict is the same under every reading at every seed."""
-        return len({v for (_, d, _), v in self.verdicts.items() if d == "float32"}) == 1
-
-    def flips_with_rounding(self) -> bool:
-        """At some (reading, seed) computed in both dtypes, float64 gives another verdict than float32."""
-        return any(d == "float64" and self.verdicts.get((c, "float32", s)) not in (None, v)
-                   for (c, d, s), v in self.verdicts.items())
-
-    def shown_verdict(self) -> str:
-        """What a chapter shows: the lead reading's verdict, unless float rounding flips it."""
-        return FLIPS if self.flips_with_rounding() else self.claim.verdict
-
-
-def claims_under_variants(sections: dict[str, Section], budget: str, seeds: Sequence[int],
-                          f64_seeds: Sequence[int] = (0,), data: str | None = None,
-                          device: str | None = None) -> list[ClaimVariants]:
-    """Every claim that rests on DLN runs, under each reading in float32 at `seeds` and in float64 at `f64_seeds`.
-
-    A claim rests on DLN runs when its measured numbers change with the reading (claims about VGG alone do not).
+    A claim rests on DLN runs when its measured numbers change with the reading; claims about VGG alone do not.
     """
-    out = []
-    for number, section in sections.items():
-        if not uses_dln(section):
-            continue
-        table = {(c, d, s): variant_claims(section, budget, s, c, d, data, device)
-                 for c in READINGS for d in DTYPES for s in (seeds if d == "float32" else f64_seeds)}
-        lead = table[DLN_LOSS_SCALE, "float32", seeds[0]]
-        other = [table[c, "float32", seeds[0]] for c in READINGS if c != DLN_LOSS_SCALE]
-        for i, claim in enumerate(lead):
-            if all(o[i].ours == claim.ours for o in other):
-                continue
-            out.append(ClaimVariants(number, claim, {k: v[i].verdict for k, v in table.items()}))
-    return out
+    section, store = judged.section, store or RunStore()
+    if not uses_dln(section):
+        return {}
+    table = {(DLN_LOSS_SCALE, "float32", s): judged.claims[s] for s in judged.seeds}
+    for c in READINGS:
+        for d in DTYPES:
+            for s in (judged.seeds if d == "float32" else [s for s in f64_seeds if s in judged.seeds]):
+                if (c, d, s) not in table and (runs := _runs(section, judged.budget, s, c, d, data, device, store)):
+                    table[c, d, s] = section.claims(runs)
+    first = judged.first
+    others = [v for (c, d, s), v in table.items() if c != DLN_LOSS_SCALE and d == "float32" and s == judged.seed]
+    return {claim.key: Variants(DLN_LOSS_SCALE, {k: v[i].verdict for k, v in table.items()})
+            for i, claim in enumerate(first) if others and any(o[i].ours != claim.ours for o in others)}
 
 
 def sharpness_ratio(rec: RunRecord) -> np.ndarray:
@@ -169,26 +149,29 @@ def final_loss_decades(runs: dict[tuple[str, float], Sequence[RunRecord]]) -> di
     return out
 
 
-_SHORT = {"reproduced": "yes", "partly reproduced": "partly", "not reproduced": "no", FLIPS: FLIPS}
+_SHORT = {"reproduced": "yes", "partly reproduced": "partly", "not reproduced": "no"}
 
 
 def _figures(paper_text: str) -> str:
-    """The paper's DLN figures a claim's text cites (its own words, e.g. "Figure 3b", "Figure 10c")."""
-    import re
-
+    """The paper's figures a claim's text cites (its own words, e.g. "Figure 3b", "Figures 10a and 10c")."""
     found = re.findall(r"Figures? ((?:\d+[a-d]?(?:, | and )?)+)", paper_text)
     return ", ".join(dict.fromkeys(f for group in found for f in re.split(r", | and ", group) if f)) or "—"
 
 
-def variants_markdown(variants: Sequence[ClaimVariants], seeds: Sequence[int], f64_seeds: Sequence[int]) -> str:
-    """A table: each DLN-dependent claim, the paper's figures it cites, its verdict at each seed under each reading
-    (float32), and whether float64 reruns at `f64_seeds` give the same verdicts."""
-    head = ("| Section | The paper says | Figures | " + " | ".join(f"c = {c:g}" for c in READINGS)
-            + " | Both readings | float64 |")
+def variants_markdown(judged: Sequence[Judged]) -> str:
+    """A table: each claim that rests on DLN runs, the paper's figures it cites, its verdict at each judged seed
+    under each reading (float32), whether it holds under both, and whether float64 reruns give the same verdicts."""
+    head = "| Section | The paper says | Figures | " + " | ".join(f"loss scale {c:g}" for c in READINGS) + \
+        " | Both readings | float64 |"
     rows = [head, "|---" * (len(READINGS) + 5) + "|"]
-    for v in variants:
-        cells = [", ".join(_SHORT[v.verdicts[c, "float32", s]] for s in seeds) for c in READINGS]
-        f64 = "flips" if v.flips_with_rounding() else "same verdicts"
-        rows.append(f"| {v.section} | {v.claim.paper.replace('|', chr(92) + '|')} | {_figures(v.claim.paper)} | "
-                    + " | ".join(cells) + f" | {'yes' if v.holds_under_both() else 'no'} | {f64} |")
+    for j in judged:
+        for claim in j.first:
+            if (v := j.variants.get(claim.key)) is None:
+                continue
+            cells = [", ".join(_SHORT[verdict] for (cc, d, _), verdict in v.verdicts.items() if (cc, d) == (c, "float32"))
+                     or "—" for c in READINGS]
+            f64 = FLIPS if v.flips_with_rounding() else "same verdicts" if any(
+                d == "float64" for _, d, _ in v.verdicts) else "not rerun"
+            rows.append(f"| {j.section.number} | {claim.paper.replace('|', chr(92) + '|')} | {_figures(claim.paper)} "
+                        f"| " + " | ".join(cells) + f" | {'yes' if v.holds_under_both() else 'no'} | {f64} |")
     return "\n".join(rows)

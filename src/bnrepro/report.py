@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget
-from .claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, _cell
+from .claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Judged, _cell
 from .experiments import Spec, make_config
 from .records import RunRecord, RunStore
-from .sections import SECTIONS, load_section
+from .sections import SECTIONS
+
+CIFAR10_TEST_IMAGES = 10_000  # a budget's test_limit None means all of them
 
 
 def _section_link(number: str) -> str:
@@ -21,43 +23,44 @@ def _section_link(number: str) -> str:
     return f"[{number}](/{SECTIONS[number].doc}.ipynb)"
 
 
-def seed_agreement(by_seed: dict[str, tuple[str, list[list[Claim]]]]) -> tuple[int, int]:
-    """(claims whose verdict is the same at every seed, claims in all)."""
-    same = [len({claims[i].verdict for claims in per_seed}) == 1
-            for _, per_seed in by_seed.values() for i in range(len(per_seed[0]))]
+def seed_agreement(by_section: dict[str, Judged]) -> tuple[int, int]:
+    """(claims whose verdict is the same at every seed judged, claims in all)."""
+    same = [j.unanimous(i) for j in by_section.values() for i in range(len(j.first))]
     return sum(same), len(same)
 
 
 _SHORT = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no"}
 
 
-def seeds_markdown(by_seed: dict[str, tuple[str, list[list[Claim]]]], seeds: Sequence[int]) -> str:
-    """A table of every claim's verdict at each seed (yes / partly / no), then what was measured at each seed,
-    claim by claim."""
+def seeds_markdown(by_section: dict[str, Judged]) -> str:
+    """A table of every claim's verdict at each seed (yes / partly / no, "near" where a deciding number sits near
+    its threshold, — where the seed was not judged), then what was measured at each seed, claim by claim."""
+    seeds = sorted({s for j in by_section.values() for s in j.seeds})
     head = "| Section | The paper says | " + " | ".join(f"Seed {s}" for s in seeds) + " | Across seeds |"
     rows, details = [head, "|---" * (len(seeds) + 3) + "|"], []
-    for number, (used, per_seed) in by_seed.items():
-        details.append(f"### Section {number} at the `{used}` budget\n")
-        for i, claim in enumerate(per_seed[0]):
-            verdicts = [claims[i].verdict for claims in per_seed]
-            across = f"**{verdicts[0]}** at every seed" if len(set(verdicts)) == 1 else "**mixed**: " + ", ".join(
-                f"{verdicts.count(v)} {_SHORT[v]}" for v in _SHORT if v in verdicts)
+    for number, judged in by_section.items():
+        details.append(f"### Section {number} at the `{judged.budget}` budget\n")
+        for i, claim in enumerate(judged.first):
+            at = dict(zip(judged.seeds, judged.across(i)))
+            cells = [(_SHORT[at[s].verdict] + (" (near)" if at[s].near else "")) if s in at else "—" for s in seeds]
             paper = _cell(claim.paper)
-            rows.append(f"| {_section_link(number)} `{used}` | {paper} | "
-                        + " | ".join(_SHORT[v] for v in verdicts) + f" | {across} |")
+            rows.append(f"| {_section_link(number)} `{judged.budget}` | {paper} | " + " | ".join(cells)
+                        + f" | **{judged.headline(i)}** |")
             details.append(f"- {paper}")
-            details += [f"  - seed {s}: {claims[i].ours} ({claims[i].verdict})" for s, claims in zip(seeds, per_seed)]
+            details += [f"  - seed {s}: {_cell(c.ours)} ({c.verdict}" + (f"; near its threshold: {'; '.join(c.near)}"
+                                                                         if c.near else "") + ")"
+                        for s, c in at.items()]
         details.append("")
     return "\n".join(rows + [""] + details)
 
 
-def status_markdown(budget: str, seeds: Sequence[int], data: str | None = None, device: str | None = None) -> str:
-    """The book's replication-status table: every section's claims, the budget checked at and the verdict."""
+def status_markdown(by_section: dict[str, Judged]) -> str:
+    """The book's replication-status table: every section's claims, the budget checked at and the verdict across
+    the seeds judged."""
     rows = ["| Section | Claim | Budget | Verdict |", "|---|---|---|---|"]
-    for number, section in SECTIONS.items():
-        used, runs = load_section(number, budget, seeds, data, device)
-        for c in section.claims(runs):
-            rows.append(f"| {_section_link(number)} | {_cell(c.paper)} | {used} | **{c.verdict}** |")
+    for number, judged in by_section.items():
+        rows += [f"| {_section_link(number)} | {_cell(c.paper)} | {judged.budget} | **{judged.headline(i)}** |"
+                 for i, c in enumerate(judged.first)]
     return "\n".join(rows)
 
 
@@ -70,27 +73,40 @@ def budgets_markdown() -> str:
     return "\n".join(rows)
 
 
-def glue_setup(used: str, data_source: str) -> None:
-    """Glue what every chapter says about its setup: the budget used and its sizes, and the data's source."""
+def glue_setup(judged: Judged, data_source: str) -> None:
+    """Glue what every chapter says about its setup: the budget used and its sizes, the data's source, the figures'
+    seed and the seeds its claims were judged at."""
     from myst_nb import glue
 
-    b = get_budget(used)
-    for name, value in {"budget": used, "arch": f"{b.vgg_arch.upper()} at width ×{b.vgg_width:g}",
+    b = get_budget(judged.budget)
+    seeds = [str(s) for s in judged.seeds]
+    for name, value in {"budget": judged.budget, "arch": f"{b.vgg_arch.upper()} at width ×{b.vgg_width:g}",
                         "batch": b.vgg_batch_size, "vgg_steps": b.vgg_steps, "vgg_every": b.vgg_probe_every,
                         "dln_steps": b.dln_steps, "dln_every": b.dln_probe_every, "dln_samples": b.dln_samples,
-                        "data_source": data_source}.items():
+                        "test_images": f"{b.test_limit or CIFAR10_TEST_IMAGES:,}", "data_source": data_source,
+                        "seed": judged.seed, "n_seeds": len(seeds),
+                        "seeds": seeds[0] if len(seeds) == 1 else ", ".join(seeds[:-1]) + " and " + seeds[-1]
+                        }.items():
         glue(name, value, display=False)
 
 
+NOT_RECORDED = "not recorded"  # what records written before a field existed show for it
+
+
 def provenance_markdown(records: Sequence[RunRecord]) -> str:
-    """Which runs a page's figures come from: config, budget, status, device, wall time, then the data, code
-    version, commit and library versions behind them."""
-    rows = ["| Run | Budget | Seed | Steps | Status | Device | Wall time |", "|---|---|---|---|---|---|---|"]
+    """Which runs a page's figures come from: config, budget, status, device, the arithmetic (dtype, PyTorch's CPU
+    capability, threads), wall time, then the data, CPU models, code version, commit and library versions behind
+    them. Older records lack the capability, threads and CPU model: they show "not recorded"."""
+    rows = ["| Run | Budget | Seed | Steps | Status | Device | Arithmetic | Wall time |", "|---|---|---|---|---|---|---|---|"]
     for r in records:
         c = r.config
         run = c["model"] + (f" ×{c['width']:g}" if c["model"] != "dln" else "") + f", {c['norm']}, LR {c['lr']:g}"
+        threads = r.env.get("threads")
+        arithmetic = ", ".join([c.get("dtype", "float32"), r.env.get("cpu_capability", f"capability {NOT_RECORDED}"),
+                                f"{threads} thread{'s' if threads != 1 else ''}" if threads else
+                                f"threads {NOT_RECORDED}"])
         rows.append(f"| {run} | {c['budget']} | {c['seed']} | {r.summary['steps_done']}/{c['steps']} | {r.status} "
-                    f"| {r.env['device_name']} | {r.summary['wall_time_s']:.0f} s |")
+                    f"| {r.env['device_name']} | {arithmetic} | {r.summary['wall_time_s']:.0f} s |")
 
     def distinct(values) -> str:
         return ", ".join(dict.fromkeys(str(v) for v in values))
@@ -101,6 +117,7 @@ def provenance_markdown(records: Sequence[RunRecord]) -> str:
     commits = (commit(r.env) + (f", resumed under {commit(r.env['resumed_under'])}" if "resumed_under" in r.env
                                 else "") for r in records)
     rows += ["", f"- Data: {distinct(r.summary.get('data_source', '') for r in records)}",
+             f"- CPU: {distinct(r.env.get('cpu_model', NOT_RECORDED) for r in records)}",
              f"- bnrepro {distinct(r.env['bnrepro'] for r in records)}, commit {distinct(commits)}; "
              f"torch {distinct(r.env['torch'] for r in records)}, Python {distinct(r.env['python'] for r in records)}"]
     return "\n".join(rows)

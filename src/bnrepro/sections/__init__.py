@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import import_module
 
-from ..claims import Claim, Section
-from ..experiments import get_run, resolve_budget
-from ..records import RunRecord
+from .. import readings
+from ..claims import Judged, Runs, Section
+from ..experiments import get_run, make_config, resolve_budget
+from ..records import RunStore
 
 #: The section modules in book order.
 MODULES = ("sec21", "sec22", "sec31", "sec4")
@@ -21,26 +22,30 @@ SECTIONS: dict[str, Section] = {s.number: s for s in (import_module(f"{__name__}
 
 
 def load_section(number: str, budget: str, seeds: Sequence[int], data: str | None = None,
-                 device: str | None = None) -> tuple[str, dict[tuple[str, str, float], RunRecord]]:
-    """The budget used ("best" resolved) and the section's runs of the first seed, keyed (model, norm, lr);
-    runs that are not recorded are trained and stored."""
+                 device: str | None = None, store: RunStore | None = None) -> Judged:
+    """A section's runs and claims. The budget is `budget`, or for "best" the most faithful one with the first seed's
+    runs recorded; the runs of the first seed (the figures') are trained and stored if missing, and the claims are
+    judged on them and on every other seed of `seeds` whose runs the budget has recorded (at `smoke`, which trains in
+    seconds, on every seed of `seeds`). Claims that rest on DLN runs are also judged under the DLN's other loss-scale
+    reading and in float64 (`readings.variants`), as far as those runs are recorded."""
     section = SECTIONS[number]
-    used = resolve_budget(budget, list(section.specs), list(seeds))
-    return used, section_runs(section, used, seeds[0], data, device)
+    store = store or RunStore()
+    used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store)
+    judged = [seeds[0]] + [s for s in seeds[1:] if used == "smoke" or all(
+        store.path(make_config(spec, used, s).to_dict()).exists() for spec in section.specs)]
+    result = Judged.judge(section, used, {s: section_runs(section, used, s, data, device, store) for s in judged})
+    result.variants = readings.variants(result, data=data, device=device, store=store)
+    return result
 
 
-def section_runs(section: Section, budget: str, seed: int, data: str | None = None,
-                 device: str | None = None) -> dict[tuple[str, str, float], RunRecord]:
+def section_runs(section: Section, budget: str, seed: int, data: str | None = None, device: str | None = None,
+                 store: RunStore | None = None) -> Runs:
     """The section's runs at one budget and seed, keyed (model, norm, lr); missing runs are trained and stored."""
-    return {(s.model, s.norm, s.lr): get_run(s, budget, seed, data=data, device=device) for s in section.specs}
+    return {(s.model, s.norm, s.lr): get_run(s, budget, seed, data=data, device=device, store=store)
+            for s in section.specs}
 
 
 def claims_by_seed(budget: str, seeds: Sequence[int], data: str | None = None,
-                   device: str | None = None) -> dict[str, tuple[str, list[list[Claim]]]]:
-    """For every section: the budget used (the most faithful with every seed recorded, for "best") and its claims
-    computed separately on each seed's runs (missing runs are trained and stored)."""
-    out = {}
-    for number, section in SECTIONS.items():
-        used = resolve_budget(budget, list(section.specs), list(seeds))
-        out[number] = used, [section.claims(section_runs(section, used, seed, data, device)) for seed in seeds]
-    return out
+                   device: str | None = None) -> dict[str, Judged]:
+    """Every section's claims judged at each seed, as `load_section` judges them, keyed by section number."""
+    return {number: load_section(number, budget, seeds, data, device) for number in SECTIONS}

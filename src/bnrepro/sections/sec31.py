@@ -17,8 +17,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
-from ..claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section
-from ..experiments import Spec
+from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
+from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, label
 from ..records import RunRecord
 
@@ -142,81 +142,106 @@ def along_gradient_slider(models: Sequence[Sequence[RunRecord]], percents: Seque
     return figure_slider(lambda p: along_gradient_figure(models, p), list(percents), "% of training")
 
 
-def claims(runs: dict[tuple[str, str, float], RunRecord]) -> list[Claim]:
-    """Section 3.1's claims (Figures 4 and 10) from the landscape probes of VGG at LR 0.1 and the DLN at LR 1e-6,
-    none/batch. The statistics are `landscape_summary`'s, taken over all probed steps; a value's
-    name is `<model>_<std|bn|ratio>`, the ratio being standard ÷ BN (for `c31_eos`: median β ÷ (2/LR))."""
-    lrs, names = {"vgg": 0.1, "dln": 1e-6}, {"vgg": "VGG", "dln": "DLN"}
-    s = {(m, n): landscape_summary(runs[(m, n, lr)]) for m, lr in lrs.items() for n in ("none", "batch")}
+LRS = {"vgg": 0.1, "dln": 1e-6}
+MODEL_NAMES = {"vgg": "VGG", "dln": "DLN"}
+SPECS = {(m, n): Spec(m, n, lr, DLN_LOSS_SCALE if m == "dln" else 1.0) for m, lr in LRS.items()
+         for n in ("none", "batch")}
 
-    def compare(stat: str, tag: str = "") -> tuple[str, dict[str, float]]:
-        """`ours` text and values `<model>_<tag><std|bn|ratio>` of a statistic, the ratio being standard ÷ BN."""
-        values = {}
-        for m in lrs:
-            std, bn = s[m, "none"][stat], s[m, "batch"][stat]
-            values |= {f"{m}_{tag}std": std, f"{m}_{tag}bn": bn, f"{m}_{tag}ratio": std / max(bn, 1e-30)}
-        text = "; ".join(f"{names[m]}: standard {values[f'{m}_{tag}std']:.3g}, BN {values[f'{m}_{tag}bn']:.3g} "
-                         f"(ratio {values[f'{m}_{tag}ratio']:.3g})" for m in lrs)
-        return text, values
 
-    def verdict(ok: list[bool], some: list[bool]) -> str:
-        return REPRODUCED if all(ok) else PARTLY if any(some) else NOT_REPRODUCED
-
-    out = []
-    text, v = compare("band_width")
-    ratios = [v[f"{m}_ratio"] for m in lrs]
-    _, dec = compare("band_decades", "decades_")
-    out.append(Claim(
-        "c31_loss", "With BN the loss varies far less along the gradient (it is more Lipschitz): without it the loss "
-                    "spans a wide range along the gradient, especially early in training (VGG, Figure 4a; DLN, "
-                    "Figure 10a).",
-        "median width of the loss band (max − min over the step sizes): " + text + "; relative to the loss, its "
-        "median height in decades (log10 max ÷ min): " + ", ".join(
-            f"{names[m]} standard {dec[f'{m}_decades_std']:.3g}, BN {dec[f'{m}_decades_bn']:.3g}" for m in lrs),
-        verdict([r >= 2 for r in ratios], [r > 1 for r in ratios]),
-        "reproduced if the standard network's median band width is at least twice BN's in both networks; partly "
-        "if it is wider in one", v | dec))
-
-    text, v = compare("gd_max")
-    ratios = [v[f"{m}_ratio"] for m in lrs]
-    med = {f"{m}_median_ratio": s[m, "none"]["gd_median"] / max(s[m, "batch"]["gd_median"], 1e-30) for m in lrs}
-    out.append(Claim(
-        "c31_predictive", "Gradients are more predictive with BN; the gradient change along the gradient differs by "
-                          "\"close to two orders of magnitude\" (VGG: standard spikes to ≈250, BN ≈10-40, Figure 4b; "
-                          "DLN: ≈1e16 vs ≈1e6, Figure 10b).",
-        "largest gradient change ‖g_t − ∇L(w_t − ηg_t)‖ over all probed steps and step sizes: " + text
-        + "; ratio of the medians over steps: " + ", ".join(f"{names[m]} {med[f'{m}_median_ratio']:.3g}" for m in lrs),
-        verdict([r >= 30 for r in ratios], [r > 1 for r in ratios]),
-        "reproduced if the standard network's largest gradient change is at least 30× BN's (close to two orders "
-        "of magnitude) in both networks; partly if it is larger in one", v | med))
-
-    (_, v), (_, iqr), (_, top) = compare("beta_median"), compare("beta_iqr", "iqr_"), compare("beta_max", "max_")
-    checks = [v[f"{m}_ratio"] > 1 for m in lrs] + [iqr[f"{m}_iqr_ratio"] > 1 for m in lrs]
-    out.append(Claim(
-        "c31_beta", "BN's effective β-smoothness is lower and flat (VGG: BN ≈20 throughout, standard ≈5-45 and "
-                    "spiky, Figure 4c; DLN: BN ≈1e6, standard up to ≈1e15, Figure 10c).",
-        "; ".join(f"{names[m]}: median β standard {v[f'{m}_std']:.3g}, BN {v[f'{m}_bn']:.3g}; interquartile "
-                  f"ratio standard {iqr[f'{m}_iqr_std']:.3g}, BN {iqr[f'{m}_iqr_bn']:.3g}; largest standard "
-                  f"{top[f'{m}_max_std']:.3g}, BN {top[f'{m}_max_bn']:.3g}" for m in lrs),
-        REPRODUCED if all(checks) else PARTLY if sum(checks) >= 2 else NOT_REPRODUCED,
-        "reproduced if in both networks BN's median β is lower and its interquartile ratio (75th ÷ 25th "
-        "percentile over steps) smaller than the standard network's; partly if two of these four hold",
-        v | iqr | top))
-
-    eos = {f"{m}_{k}": s[m, n]["beta_median"] * lr / 2 for m, lr in lrs.items() for n, k in (("none", "std"),
-                                                                                              ("batch", "bn"))}
-    eos |= {f"{m}_two_over_lr": 2 / lr for m, lr in lrs.items()}
-    near = [0.5 <= eos[f"{m}_bn"] <= 2 for m in lrs]
-    out.append(Claim(
-        "c31_eos", "*Our observation, not a claim of the paper:* in the paper's plots BN's effective β sits near "
-                   "2/LR, the edge-of-stability value (≈20 = 2/0.1 in Figure 4c, ≈1e6 ~ 2/1e-6 in Figure 10c).",
-        "median β ÷ (2/LR): " + "; ".join(f"{names[m]}: BN {eos[f'{m}_bn']:.3g}, standard {eos[f'{m}_std']:.3g}"
-                                         for m in lrs),
-        verdict(near, near),
-        "reproduced if BN's median β lies within a factor 2 of 2/LR in both networks; partly if in one", eos))
+def _compare(runs: Runs, stat: str, tag: str = "") -> dict[str, float]:
+    """A `landscape_summary` statistic of both networks with and without BN: values `<model>_<tag><std|bn|ratio>`,
+    the ratio being standard ÷ BN."""
+    out = {}
+    for m in LRS:
+        std, bn = (landscape_summary(runs[m, n, LRS[m]])[stat] for n in ("none", "batch"))
+        out |= {f"{m}_{tag}std": std, f"{m}_{tag}bn": bn, f"{m}_{tag}ratio": std / max(bn, 1e-30)}
     return out
 
 
-SECTION = Section("3.1", "The smoothing effect of BatchNorm", "chapters/sec31_smoothing",
-                  (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("dln", "none", 1e-6),
-                   Spec("dln", "batch", 1e-6)), claims)
+def _describe(v, tag: str = "") -> str:
+    return "; ".join(f"{MODEL_NAMES[m]}: standard {v[f'{m}_{tag}std']:.3g}, BN {v[f'{m}_{tag}bn']:.3g} "
+                     f"(ratio {v[f'{m}_{tag}ratio']:.3g})" for m in LRS)
+
+
+def _judge_ratios(v, what: str, full: float, tag: str = "") -> Judgement:
+    """Reproduced if the standard ÷ BN ratio is at least `full` in both networks; partly if above 1 in one."""
+    return grade([Check(f"{MODEL_NAMES[m]} {what} standard ÷ BN", v[f"{m}_{tag}ratio"], ">=", full) for m in LRS],
+                 any_of([Check(f"{MODEL_NAMES[m]} {what} standard ÷ BN", v[f"{m}_{tag}ratio"], ">", 1)
+                         for m in LRS]))
+
+
+LOSS = Rule(
+    "c31_loss", "With BN the loss varies far less along the gradient (it is more Lipschitz): without it the loss "
+                "spans a wide range along the gradient, especially early in training (VGG, Figure 4a; DLN, Figure 10a).",
+    "reproduced if the standard network's loss band, in decades (log10 max ÷ min over the step sizes, median over "
+    "the probed steps), is at least twice as tall as BN's in both networks; partly if taller in one",
+    "the paper plots the loss on a log axis, where a band's height is its ratio; \"far less\" asks for a factor 2",
+    tuple(SPECS.values()), lambda runs: _compare(runs, "band_decades") | _compare(runs, "band_width", "width_"),
+    lambda v: _judge_ratios(v, "band height", 2),
+    lambda v: "median height of the loss band in decades: " + _describe(v) + "; its median width (max − min): "
+              + ", ".join(f"{MODEL_NAMES[m]} standard {v[f'{m}_width_std']:.3g}, BN {v[f'{m}_width_bn']:.3g}"
+                          for m in LRS))
+
+
+def _measure_predictive(runs: Runs) -> dict[str, float]:
+    med = _compare(runs, "gd_median", "median_")
+    return _compare(runs, "gd_max") | {f"{m}_median_ratio": med[f"{m}_median_ratio"] for m in LRS}
+
+
+PREDICTIVE = Rule(
+    "c31_predictive", "Gradients are more predictive with BN; the gradient change along the gradient differs by "
+                      "\"close to two orders of magnitude\" (VGG: standard spikes to ≈250, BN ≈10-40, Figure 4b; "
+                      "DLN: ≈1e16 vs ≈1e6, Figure 10b).",
+    "reproduced if the standard network's largest gradient change is at least 30× BN's in both networks; partly "
+    "if it is larger in one",
+    "\"close to two orders of magnitude\": 30× is 1.5 decades", tuple(SPECS.values()), _measure_predictive,
+    lambda v: _judge_ratios(v, "largest gradient change", 30),
+    lambda v: "largest gradient change ‖g_t − ∇L(w_t − ηg_t)‖ over all probed steps and step sizes: " + _describe(v)
+              + "; ratio of the medians over steps: " + ", ".join(
+                  f"{MODEL_NAMES[m]} {v[f'{m}_median_ratio']:.3g}" for m in LRS))
+
+
+def _judge_beta(v) -> Judgement:
+    checks = [Check(f"{MODEL_NAMES[m]} {what} standard ÷ BN", v[f"{m}_{tag}ratio"], ">", 1)
+              for m in LRS for what, tag in (("median β", ""), ("interquartile ratio of β", "iqr_"))]
+    return grade(checks, any_of(checks, 2))
+
+
+BETA = Rule(
+    "c31_beta", "BN's effective β-smoothness is lower and flat (VGG: BN ≈20 throughout, standard ≈5-45 and spiky, "
+                "Figure 4c; DLN: BN ≈1e6, standard up to ≈1e15, Figure 10c).",
+    "reproduced if in both networks BN's median β is lower and its interquartile ratio (75th ÷ 25th percentile "
+    "over steps) smaller than the standard network's; partly if two of these four hold",
+    "lower: the median; flat: the typical step-to-step spread, which isolated spikes do not dominate",
+    tuple(SPECS.values()),
+    lambda runs: _compare(runs, "beta_median") | _compare(runs, "beta_iqr", "iqr_") | _compare(runs, "beta_max", "max_"),
+    _judge_beta,
+    lambda v: "; ".join(f"{MODEL_NAMES[m]}: median β standard {v[f'{m}_std']:.3g}, BN {v[f'{m}_bn']:.3g}; "
+                        f"interquartile ratio standard {v[f'{m}_iqr_std']:.3g}, BN {v[f'{m}_iqr_bn']:.3g}; largest "
+                        f"standard {v[f'{m}_max_std']:.3g}, BN {v[f'{m}_max_bn']:.3g}" for m in LRS))
+
+
+def _measure_eos(runs: Runs) -> dict[str, float]:
+    beta = _compare(runs, "beta_median")
+    return ({f"{m}_{k}": beta[f"{m}_{k}"] * LRS[m] / 2 for m in LRS for k in ("std", "bn")}
+            | {f"{m}_two_over_lr": 2 / LRS[m] for m in LRS})
+
+
+def _judge_eos(v) -> Judgement:
+    def near(m: str) -> list[Check]:
+        return [Check(f"{MODEL_NAMES[m]} BN's median β ÷ (2/LR)", v[f"{m}_bn"], op, t) for op, t in ((">=", 0.5),
+                                                                                               ("<=", 2))]
+    return grade(near("vgg") + near("dln"), [near("vgg"), near("dln")])
+
+
+EOS = Rule(
+    "c31_eos", "*Our observation, not a claim of the paper:* in the paper's plots BN's effective β sits near 2/LR, "
+               "the edge-of-stability value (≈20 = 2/0.1 in Figure 4c, ≈1e6 ~ 2/1e-6 in Figure 10c).",
+    "reproduced if BN's median β lies within a factor 2 of 2/LR in both networks; partly if in one",
+    "the paper's BN curves sit within a factor 2 of 2/LR: VGG's ≈20 at 20, the DLN's ≈1e6 at 2e6",
+    tuple(SPECS.values()), _measure_eos, _judge_eos,
+    lambda v: "median β ÷ (2/LR): " + "; ".join(
+        f"{MODEL_NAMES[m]}: BN {v[f'{m}_bn']:.3g}, standard {v[f'{m}_std']:.3g}" for m in LRS))
+
+SECTION = Section("3.1", "The smoothing effect of BatchNorm", "chapters/sec31_smoothing", tuple(SPECS.values()),
+                  (LOSS, PREDICTIVE, BETA, EOS))

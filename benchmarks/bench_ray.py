@@ -1,0 +1,71 @@
+"""Time a fixed subset of a budget's book runs (seed 0; the cpu budget by default) one after another in one process,
+then through Ray on the same machine, and print both wall times and their ratio.
+
+    python benchmarks/bench_ray.py [--budget B] [--data PATH] [--workers N] [--threads T] [--steps N]
+
+The subset is Section 2.1's five VGG runs (no BN and BN at LR 0.1 and 0.5, noisy BN at 0.1) and the BatchNorm DLN
+at LR 1e-6: runs of unequal length, as a book build has. The sequential leg is `book-runs --workers 1` (one process,
+on torch's default thread count unless `--threads` says otherwise); the Ray leg is `book-runs` (a local Ray, one
+single-threaded run per core, `--workers` of them). Each leg is timed whole (data loading, Ray's start and stop
+included), with the decoded data already cached. Records go to temporary stores (nothing is written under records/).
+`--steps N` trains every run N steps instead of the budget's, for a quick check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+from bnrepro.budgets import BUDGET_ORDER, get_budget
+from bnrepro.data import load_cifar10
+from bnrepro.distributed import compute
+from bnrepro.experiments import DLN_LOSS_SCALE, Spec, data_kind, data_root, make_config
+from bnrepro.records import RunStore
+
+SUBSET = (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("vgg", "none", 0.5), Spec("vgg", "batch", 0.5),
+          Spec("vgg", "noisy", 0.1), Spec("dln", "batch", 1e-6, DLN_LOSS_SCALE))  # Section 2.1 and one DLN run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget", default="cpu", choices=BUDGET_ORDER, help="the runs' sizes (default: cpu)")
+    ap.add_argument("--data", help="CIFAR-10 location (default: $BNREPRO_DATA, or the budget's default)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="Ray's runs at once (default: every core)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch threads of the sequential leg (default: torch's default, as book-runs --workers 1)")
+    ap.add_argument("--steps", type=int, help="train every run this many steps (default: the budget's)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.workers < 2:
+        sys.exit("--workers must be at least 2: with 1 both legs would run one after another")
+    try:
+        root = data_root(args.data, get_budget(args.budget))
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    configs = [make_config(s, args.budget, 0, data_kind(root)) for s in SUBSET]
+    if args.steps:
+        configs = [dataclasses.replace(c, steps=args.steps) for c in configs]
+    load_cifar10(root)  # decode once into the cache, outside the timings
+    print(f"{len(configs)} runs of the {args.budget} budget ({', '.join(f'{c.model} {c.norm} lr={c.lr:g}' for c in configs)}),"
+          f" {configs[0].steps} VGG / {configs[-1].steps} DLN steps; {os.cpu_count()} cores, sequential leg on "
+          f"{torch.get_num_threads()} torch threads, Ray on {args.workers} workers", flush=True)
+    seconds = {}
+    for leg, workers in (("sequential", 1), ("ray", args.workers)):
+        with tempfile.TemporaryDirectory() as records:
+            t0 = time.perf_counter()
+            failed = compute(configs, root, store=RunStore(records), force=True, workers=workers, device="cpu")
+            seconds[leg] = time.perf_counter() - t0
+        if failed:
+            sys.exit(f"{len(failed)} runs failed in the {leg} leg")
+    print(f"sequential {seconds['sequential']:.1f} s, ray {seconds['ray']:.1f} s: "
+          f"ratio {seconds['sequential'] / seconds['ray']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
