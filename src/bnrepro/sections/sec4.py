@@ -320,8 +320,11 @@ def _judge_misprint(v: Mapping[str, float]) -> Judgement:
     """Reproduced if the printed form never fails and the corrected one holds to rounding; partly if only the
     corrected one holds."""
     corrected = Check(f"proof-consistent form's {WITHIN}", v["max_tol"], "<=", 1)
-    printed = [Check(f"share of draws failing the printed form{k[len('printed_fail'):].replace('_', ' at loss scale ')}",
-                     v[k], "<=", 0) for k in v if k.startswith("printed_fail")]
+    def what(key: str) -> str:  # printed_fail, or printed_fail_<loss scale name> for Theorem 4.4
+        scale = key.removeprefix("printed_fail").removeprefix("_")
+        return "share of draws failing the printed form" + (f" at loss scale {scale}" if scale else "")
+
+    printed = [Check(what(k), v[k], "<=", 0) for k in v if k.startswith("printed_fail")]
     return grade(printed + [corrected], [[corrected]])
 
 
