@@ -22,6 +22,7 @@ from .. import theory as T
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..experiments import DLN_ACT_LAYERS, DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, distributions_figure, label
+from ..plotting import FOREGROUND
 from ..models import build_model
 from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
 from ..records import RunRecord
@@ -173,7 +174,7 @@ def step_size_figure(lr: float = TOY_LR, factors: Sequence[float] = TOY_FACTORS,
         axes[1].plot(r["beta"].numpy(), "--", color=color)
     axes[1].plot([], [], color="grey", label="curvature along the step")
     axes[1].plot([], [], "--", color="grey", label="effective β (‖Ag‖/‖g‖)")
-    axes[1].axhline(2 / lr, color="black", lw=0.8, label="2/LR")
+    axes[1].axhline(2 / lr, color=FOREGROUND, lw=0.8, label="2/LR")
     axes[1].set(xlabel="step", title="(b) curvature along each step")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
@@ -204,7 +205,7 @@ def network_diagram() -> Figure:
             if i:
                 prev = xs[i - 1] + (0.69 if r == 1 and i - 1 in (3, 4) else 0.34)
                 ax.add_patch(FancyArrowPatch((prev, yc), (x - w / 2 - 0.04, yc), arrowstyle="-|>",
-                                             mutation_scale=12, color="black", lw=1))
+                                             mutation_scale=12, color=FOREGROUND, lw=1))
     fig.tight_layout()
     return fig
 
@@ -278,16 +279,16 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
         ax.set(title=name, xlabel="training steps")
         if log:
             ax.set_yscale("log")
-    axes[1, 0].axhline(0.5, color="black", lw=0.8, ls=":")
+    axes[1, 0].axhline(0.5, color=FOREGROUND, lw=0.8, ls=":")
     axes[1, 0].set_ylim(-0.02, 1.02)
-    axes[1, 1].axhline(1, color="black", lw=0.8, ls=":")
+    axes[1, 1].axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     kept = 1 - layer["removed_mean"] - layer["removed_yhat"]
     ax = axes[1, 2]
     for values, name, style in ((layer["scale"], "γ²/σ² scale", "-"), (kept, "kept by the projections", "--"),
                                 (layer["gain"], "gain (their product)", ":")):
         ax.plot(steps, np.nanmedian(values, axis=1), style, color=COLORS["batch"], label=name)
     ax.set(yscale="log", title="(f) gain = scale × kept (layer medians)", xlabel="training steps")
-    ax.axhline(1, color="black", lw=0.8, ls=":")
+    ax.axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     ax.legend(fontsize=8)
     sm = plt.cm.ScalarMappable(cmap=plt.cm.viridis, norm=plt.Normalize(1, n / 0.9))
     fig.colorbar(sm, ax=axes.ravel().tolist(), label="BatchNorm layer", shrink=0.5, ticks=[1, n])
