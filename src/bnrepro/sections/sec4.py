@@ -467,4 +467,4 @@ REDUCTION = Rule(
         f"{v[f'{m}_kept']:.3g} (mostly {driver(v[f'{m}_scale_share'])})" for m in LRS))
 
 SECTION = Section("4", "Theory: BatchNorm and the landscape, checked", "chapters/sec4_theory", tuple(SPECS.values()),
-                  (GRAD, THM41, THM42, OBS43, THM44, LEMMA45, SIGMA, SIGN, REDUCTION))
+                  (GRAD, THM41, THM42, OBS43, THM44, LEMMA45, SIGMA, SIGN, REDUCTION), first_seed_only=True)
