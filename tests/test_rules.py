@@ -41,6 +41,23 @@ def beta(vgg_median: float, vgg_iqr: float, dln_median: float, dln_iqr: float) -
     return ratios(vgg_median, dln_median) | ratios(vgg_iqr, dln_iqr, "iqr_")
 
 
+def lp(tag: str, l1: float, l2: float, linf: float) -> dict:
+    """Section 3.3: one number per l_p scheme, keyed `<scheme><tag>`."""
+    return {f"l1{tag}": l1, f"l2{tag}": l2, f"linf{tag}": linf}
+
+
+def closeness(n_near: int) -> dict:
+    """Section 3.3's 12 landscape comparisons, the first `n_near` of them nearer BN than the standard network."""
+    keys = [f"{m}_{s}_{n}_closeness" for m in ("vgg", "dln") for s in ("band_decades", "gd_median")
+            for n in ("l1", "l2", "linf")]
+    return {k: 0.5 if i < n_near else 2.0 for i, k in enumerate(keys)}
+
+
+def lp_beta(vgg: tuple, dln: tuple) -> dict:
+    """Section 3.3: each l_p scheme's median beta ÷ BN's, for VGG and the DLN."""
+    return {f"{m}_{k}": v for m, vals in (("vgg", vgg), ("dln", dln)) for k, v in lp("_ratio", *vals).items()}
+
+
 #: rule key -> [(numbers, verdict)], the numbers being what the rule's `judge` reads.
 CASES = {
     "c21_generalise": [({"bn": 83, "std": 80, "gap": 3}, R), ({"bn": 80.5, "std": 80, "gap": 0.5}, P),
@@ -67,6 +84,19 @@ CASES = {
     "c31_beta": [(beta(1.5, 1.5, 1.2, 1.4), R), (beta(1.5, 1.5, 0.9, 0.7), P), (beta(1.5, 0.9, 0.9, 0.7), N)],
     "c31_eos": [({"vgg_bn": 1, "dln_bn": 0.9}, R), ({"vgg_bn": 0.6, "dln_bn": 0.2}, P),
                 ({"vgg_bn": 0.2, "dln_bn": 5}, N)],
+    "c33_train": [({"gap_l1": -3, "gap_l2": 1, "gap_linf": -5}, R), ({"gap_l1": -3, "gap_l2": -16, "gap_linf": -40}, P),
+                  ({"gap_l1": -5.1, "gap_l2": -16, "gap_linf": -60}, N)],
+    "c33_dln_l1": [({"bn_over_l1": 5}, R), ({"bn_over_l1": 2}, R), ({"bn_over_l1": 1.5}, P), ({"bn_over_l1": 1}, N),
+                   ({"bn_over_l1": 0}, N)],  # 0: l1 diverged
+    # the partly outcome of its own kind: each l_p scheme shifts more than BN, none more than the standard network
+    "c33_shift": [(lp("_vs_std", 1.25, 1.5, 2) | lp("_vs_bn", 30, 40, 50), R),
+                  (lp("_vs_std", 1.25, 0.5, 0.05) | lp("_vs_bn", 30, 5, 0.5), P),
+                  (lp("_vs_std", 0.07, 0.04, 0.5) | lp("_vs_bn", 8, 4, 58), P),
+                  (lp("_vs_std", 0.07, 0.04, 0.5) | lp("_vs_bn", 8, 1.01, 58), N)],
+    "c33_gauss": [(lp("_vs_bn", 2, 2.5, 3), R), (lp("_vs_bn", 2, 1, 0.7), P), (lp("_vs_bn", 1.9, 1, 0.7), N)],
+    "c33_smooth": [(closeness(12), R), (closeness(6), P), (closeness(5), N)],
+    "c33_beta": [(lp_beta((1.2, 0.8, 1.0), (2.9, 0.35, 1)), R), (lp_beta((1.3, 0.8, 1.3), (2.9, 0.3, 1)), P),
+                 (lp_beta((1.3, 0.7, 1.3), (2.9, 0.3, 1)), N)],
     "c4_grad": [({"max_tol": 0.1}, R), ({"max_tol": 3}, N)],
     "c4_thm41": [({"max_tol": 0.1, "printed_fail": 0}, R), ({"max_tol": 0.1, "printed_fail": 1}, P),
                  ({"max_tol": 5, "printed_fail": 1}, N)],
@@ -104,6 +134,7 @@ def test_rule_reaches_the_verdict(key, values, verdict):
     ("c22_dln_loss", {"ratio_e6": 2.09, "ratio_e7": 2.8}, "standard ÷ BN final loss at LR 1e-06 2.09 against 2"),
     ("c21_stable", {"ratio": 0.322}, "BN's shift ÷ the standard's 0.322 against 0.333"),
     ("c31_loss", {"vgg_ratio": 0.7, "dln_ratio": 1.04}, "DLN band height standard ÷ BN 1.04 against 1"),
+    ("c33_dln_l1", {"bn_over_l1": 1.95}, "BN ÷ l1 final DLN loss 1.95 against 2"),
 ])
 def test_a_deciding_number_near_its_threshold_is_noted(key, values, note):
     assert RULES[key].judge(values).near == (note,)

@@ -73,38 +73,80 @@ class NoisyBatchNorm(nn.BatchNorm2d):
 
 
 class LpNorm(nn.Module):
-    """Section 3.3's l_p normalisation: subtract the batch mean, divide by the average l_p norm, then affine.
+    """Section 3.3's l_p normalisation: subtract the batch mean, divide by an average l_p norm, then affine.
 
-    Per unit j over the batch (and height and width for convolutions):
-    y_hat = (y - mean(y)) / (mean(|y|^p))^(1/p) for p = 1, 2 and (y - mean(y)) / max|y| for p = inf, the
-    denominator taken on the un-centred y (the paper normalises "before shifting the mean"), then gamma*y_hat + beta.
-    Running averages of the mean and the denominator serve evaluation, as BatchNorm's do.
+    Per unit j, over the m values of the batch (and height and width for convolutions), with the defaults:
+    y_hat = (y - mean(y)) / ((mean |y|^p)^(1/p) + eps) for finite p and (y - mean(y)) / (max |y| + eps) for
+    p = inf, the denominator taken on the un-centred y (the paper normalises "before shifting the mean"), then
+    gamma * y_hat + beta. The paper leaves every other detail open; each is a parameter (the defaults are the
+    book's runs):
+
+    * `average` (finite p): "power_mean", the root (mean |y|^p)^(1/p) (for p = 2 the root mean square: scaling y
+      leaves y_hat unchanged, as with BatchNorm), or "mean_power", mean |y|^p without the 1/p power.
+    * `inf_average` (p = inf only): "max", max |y| over batch and positions (the limit of the power mean as
+      p -> inf), or "mean_of_max", the mean over the batch of each example's max |y| over height and width (for a
+      vector input, mean |y|: the l1 denominator).
+    * `eps_where`: "outside", added to the denominator, or "inside", added to the mean p-th power before the root,
+      as BatchNorm adds it to the variance (the two differ only for "power_mean" with p > 1).
+    * `centre_scale`: False takes the denominator on y, True on y - mean(y).
+    * `track_running_stats`: True evaluates with running averages of the mean and the denominator (before eps),
+      as BatchNorm does; False normalises with the batch's own statistics at evaluation too.
     """
 
-    def __init__(self, channels: int, p: float, eps: float = 1e-5, momentum: float = 0.1):
+    AVERAGES = ("power_mean", "mean_power")
+    INF_AVERAGES = ("max", "mean_of_max")
+    EPS_PLACES = ("outside", "inside")
+
+    def __init__(self, channels: int, p: float, eps: float = 1e-5, momentum: float = 0.1, *,
+                 average: str = "power_mean", inf_average: str = "max", eps_where: str = "outside",
+                 centre_scale: bool = False, track_running_stats: bool = True):
         super().__init__()
+        if not p >= 1:
+            raise ValueError(f"p must be at least 1 (an l_p norm; math.inf for l-infinity), got {p!r}")
+        for name, value, allowed in (("average", average, self.AVERAGES), ("inf_average", inf_average,
+                                                                         self.INF_AVERAGES),
+                                     ("eps_where", eps_where, self.EPS_PLACES)):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
         self.p, self.eps, self.momentum = p, eps, momentum
+        self.average, self.inf_average, self.eps_where = average, inf_average, eps_where
+        self.centre_scale, self.track_running_stats = centre_scale, track_running_stats
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_scale", torch.ones(channels))
+        self.register_buffer("running_mean", torch.zeros(channels) if track_running_stats else None)
+        self.register_buffer("running_scale", torch.ones(channels) if track_running_stats else None)
+
+    def extra_repr(self) -> str:
+        return (f"{self.weight.numel()}, p={self.p}, eps={self.eps}, momentum={self.momentum}, "
+                f"average={self.average}, inf_average={self.inf_average}, eps_where={self.eps_where}, "
+                f"centre_scale={self.centre_scale}, track_running_stats={self.track_running_stats}")
+
+    def _denominator(self, x: torch.Tensor, mean: torch.Tensor, dims: list[int]) -> torch.Tensor:
+        """Per unit: the average l_p norm of x (of x - mean with `centre_scale`), before eps."""
+        ax = (x - mean.view((1, -1) + (1,) * (x.dim() - 2))).abs() if self.centre_scale else x.abs()
+        if math.isinf(self.p):
+            if self.inf_average == "max":
+                return ax.amax(dim=dims)
+            return (ax.amax(dim=dims[1:]) if len(dims) > 1 else ax).mean(dim=0)
+        power = ax.pow(self.p).mean(dim=dims)
+        return power.pow(1 / self.p) if self.average == "power_mean" else power
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        if self.training:
+        if self.training or not self.track_running_stats:
             dims = [0] + list(range(2, x.dim()))
             mean = x.mean(dim=dims)
-            ax = x.abs()
-            if math.isinf(self.p):
-                scale = ax.amax(dim=dims)
-            else:
-                scale = ax.pow(self.p).mean(dim=dims).pow(1 / self.p)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_scale.lerp_(scale.detach(), self.momentum)
+            scale = self._denominator(x, mean, dims)
+            if self.training and self.track_running_stats:
+                with torch.no_grad():
+                    self.running_mean.lerp_(mean.detach(), self.momentum)
+                    self.running_scale.lerp_(scale.detach(), self.momentum)
         else:
             mean, scale = self.running_mean, self.running_scale
-        y = (x - mean.view(shape)) / (scale.view(shape) + self.eps)
+        if self.eps_where == "inside" and self.average == "power_mean" and not math.isinf(self.p):
+            y = (x - mean.view(shape)) / (scale.pow(self.p) + self.eps).pow(1 / self.p).view(shape)
+        else:
+            y = (x - mean.view(shape)) / (scale.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
 
