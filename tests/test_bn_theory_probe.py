@@ -28,7 +28,8 @@ def data():
 
 
 def tiny_context(model: str) -> ProbeContext:
-    """A float64 BatchNorm network away from its initialisation (random gamma and beta, so gamma != sigma) and a batch."""
+    """A float64 BatchNorm network away from its initialisation (random gamma and beta, so gamma != sigma), and a
+    batch."""
     torch.manual_seed(0)
     net = build_model(model, "batch", 1 / 16).double().train()
     with torch.no_grad():
@@ -145,3 +146,11 @@ def test_probe_never_changes_the_run(spec, short, data, monkeypatch):
     assert list(s1) == list(s2) and any("running_mean" in k for k in s1)
     for k in s1:
         assert torch.equal(s1[k], s2[k]), k
+
+
+def test_bn_theory_cost():
+    from bnrepro.costs import bn_theory_cost
+
+    cost = bn_theory_cost("dln", "smoke", "cpu", repeats=1)
+    assert cost["step_ms"] > 0 and cost["probe_ms"] > 0
+    assert cost["probe_per_step"] == pytest.approx(cost["probe_ms"] / cost["step_ms"])

@@ -97,6 +97,21 @@ CASES = {
     "c33_smooth": [(closeness(12), R), (closeness(6), P), (closeness(5), N)],
     "c33_beta": [(lp_beta((1.2, 0.8, 1.0), (2.9, 0.35, 1)), R), (lp_beta((1.3, 0.8, 1.3), (2.9, 0.3, 1)), P),
                  (lp_beta((1.3, 0.7, 1.3), (2.9, 0.3, 1)), N)],
+    "c4_grad": [({"max_tol": 0.1}, R), ({"max_tol": 3}, N)],
+    "c4_thm41": [({"max_tol": 0.1, "printed_fail": 0}, R), ({"max_tol": 0.1, "printed_fail": 1}, P),
+                 ({"max_tol": 5, "printed_fail": 1}, N)],
+    "c4_thm42": [({"max_tol": 0.1}, R), ({"max_tol": 3}, N)],
+    "c4_obs43": [({"worst_tol": 0.1}, R), ({"worst_tol": 3}, N)],
+    "c4_thm44": [({"max_tol": 0.1, "printed_fail_small": 0, "printed_fail_large": 0}, R),
+                 ({"max_tol": 0.1, "printed_fail_small": 1, "printed_fail_large": 0}, P),
+                 ({"max_tol": 5, "printed_fail_small": 1, "printed_fail_large": 0}, N)],
+    "c4_lemma45": [({"max_tol": 0.1}, R), ({"max_tol": 3}, N)],
+    "c4_sigma": [({"largest": 3, "spread": 3}, R), ({"largest": 3, "spread": 1.2}, P),
+                 ({"largest": 1.1, "spread": 1.2}, N)],
+    "c4_sign": [({"vgg_positive": 0.8, "dln_positive": 0.9}, R), ({"vgg_positive": 0.6, "dln_positive": 0.4}, P),
+                ({"vgg_positive": 0.5, "dln_positive": 0.4}, N)],
+    "c4_reduction": [({"vgg_gain": 0.3, "dln_gain": 0.5}, R), ({"vgg_gain": 2.4, "dln_gain": 0.5}, P),
+                     ({"vgg_gain": 2.4, "dln_gain": 1.5}, N)],
 }
 
 RULES = {rule.key: rule for section in SECTIONS.values() for rule in section.rules}

@@ -101,7 +101,7 @@ def test_theorem_4_1_holds_with_equality_at_1_over_m_and_fails_as_printed(m):
         s = T.theorem_4_1(loss, y, gamma, beta)
         t = tol(m, s["scale"], y)
         assert abs(float(s["lhs"] - s["rhs"])) <= t
-        _, _, _, g = T._grads(loss, y, gamma, beta, 0.0)
+        _, _, _, g = T.layer_grads(loss, y, gamma, beta)
         _, sigma = T.batch_moments(y)
         gap = gamma ** 2 / sigma ** 2 * (1 / math.sqrt(m) - 1 / m) * g.dot(T.normalize(y)) ** 2
         assert abs(float(s["lhs"] - s["printed"] - gap)) <= t

@@ -124,7 +124,8 @@ def test_probes_never_change_the_trajectory(spec, short, data, monkeypatch):
     the same final parameters and buffers (BN running statistics) and the same per-step numbers."""
     built = capture_models(monkeypatch)
     cfg = probed(spec, **short)
-    plain = dataclasses.replace(cfg, act_layers=(), ics_layers=(), landscape_grid=())
+    plain = dataclasses.replace(cfg, act_layers=(), ics_layers=(), landscape_grid=(), curvature_iters=0,
+                                bn_theory=False)
     with_probes, without = train(cfg, data), train(plain, data)
     assert {"ics_l2", "landscape_loss", "act_moments", "act_quantiles"} <= set(with_probes.arrays)
     assert np.isfinite(with_probes["ics_l2"]).all() and len(with_probes["probe_step"]) == len(cfg.probe_steps())

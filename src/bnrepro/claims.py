@@ -131,6 +131,7 @@ class Section:
     doc: str  # the chapter's path in the book, for links from the replication-status table
     specs: tuple[Spec, ...]
     rules: tuple[Rule, ...]
+    first_seed_only: bool = False  # judged at the figures' seed only (its probes are recorded there only)
 
     def __post_init__(self):
         missing = {s for r in self.rules for s in r.specs} - set(self.specs)

@@ -69,25 +69,27 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
                          seed=seed, budget=b.name, data="gaussian", eval_every=b.dln_steps,
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
                          ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
-                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype, **optional_probes(spec))
+                         dln_loss_scale=spec.loss_scale, dtype=spec.dtype, **optional_probes(spec, seed))
     return RunConfig(model=b.vgg_arch, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps, batch_size=b.vgg_batch_size,
                      seed=seed, width=b.vgg_width, budget=b.name, data=data, train_limit=b.train_limit,
                      test_limit=b.test_limit, eval_every=b.eval_every, probe_every=b.vgg_probe_every,
                      act_layers=VGG_ACT_LAYERS, ics_layers=VGG_ICS_LAYERS, ics_params=ics_params,
-                     landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec))
+                     landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec, seed))
 
 
-def optional_probes(spec: Spec) -> dict:
+def optional_probes(spec: Spec, seed: int) -> dict:
     """The costlier probes a book run carries besides activations, ICS and the landscape (see `bnrepro.costs`).
 
-    Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every fourth
-    one), for its sharpness against 2/LR (appendix on the DLN). DLN BatchNorm runs: Section 4's probe.
+    Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every
+    fourth one), for its sharpness against 2/LR (appendix on the DLN). Section 4's probe, on the BatchNorm runs that
+    Section 4 reads at the figures' seed 0: every DLN BatchNorm run, and VGG's at LR 0.1 at seed 0 only (its other
+    seeds' records predate the probe and serve the other chapters as they are).
     """
-    if spec.model != "dln":
-        return {}
-    probes = {"curvature_iters": 20, "curvature_every": 4}
-    if spec.norm == "batch":
+    probes = {}
+    if spec.norm == "batch" and (spec.model == "dln" or (spec.lr == 0.1 and seed == 0)):
         probes["bn_theory"] = True
+    if spec.model == "dln":
+        probes |= {"curvature_iters": 20, "curvature_every": 4}
     return probes
 
 

@@ -119,8 +119,9 @@ def _unit(y: Tensor, name: str) -> None:
         raise ValueError(f"{name} takes one unit, y of shape (m,), got {tuple(y.shape)}")
 
 
-def _grads(loss: Loss, y: Tensor, gamma: float, beta: float, eps: float, create_graph: bool = False):
-    """(y as a leaf, z, dL_hat/dy, g_hat = dL/dz) for the BN layer with `eps` at y."""
+def layer_grads(loss: Loss, y: Tensor, gamma: float, beta: float = 0.0, eps: float = 0.0,
+                create_graph: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(y as a leaf, z, dL_hat/dy, g_hat = dL/dz) by autograd, for the BN layer with `eps` at y."""
     y = y.detach().requires_grad_()
     z = bn(y, gamma, beta, eps)
     grad_y, g = torch.autograd.grad(loss(z), (y, z), create_graph=create_graph)
@@ -138,7 +139,7 @@ def theorem_4_1(loss: Loss, y: Tensor, gamma: float, beta: float = 0.0, eps: flo
     """
     _unit(y, "theorem_4_1")
     m = y.shape[0]
-    _, _, grad_y, g = _grads(loss, y, gamma, beta, eps)
+    _, _, grad_y, g = layer_grads(loss, y, gamma, beta, eps)
     _, sigma = batch_moments(y)
     y_hat = normalize(y)
     k = gamma ** 2 / sigma ** 2
@@ -164,7 +165,7 @@ def theorem_4_2(loss: Loss, y: Tensor, gamma: float, beta: float = 0.0, eps: flo
     """
     _unit(y, "theorem_4_2")
     m = y.shape[0]
-    y_leaf, z, grad_y, g = _grads(loss, y, gamma, beta, eps, create_graph=True)
+    y_leaf, z, grad_y, g = layer_grads(loss, y, gamma, beta, eps, create_graph=True)
     v = grad_y.detach()
     lhs = torch.autograd.grad(grad_y.dot(v), y_leaf)[0].dot(v)
     z0 = z.detach().requires_grad_()
@@ -220,7 +221,7 @@ def theorem_4_4(loss: Loss, y: Tensor, gamma: float, lam: float, d: int = 3, bet
     """
     _unit(y, "theorem_4_4")
     m = y.shape[0]
-    _, _, grad_y, g = _grads(loss, y, gamma, beta, eps)
+    _, _, grad_y, g = layer_grads(loss, y, gamma, beta, eps)
     lhs = (worst_input(grad_y, lam, d).T @ grad_y).pow(2).sum()
     g_j = (worst_input(g, lam, d).T @ g).pow(2).sum()
     _, sigma = batch_moments(y)
@@ -293,26 +294,39 @@ def random_loss(m: int, generator: torch.Generator, dtype: torch.dtype = torch.f
     return lambda z: (w * torch.nn.functional.softplus(a @ z + c)).sum()
 
 
+#: The random draws' ranges: a unit's standard deviation (log-uniform), |gamma| / sigma (log-uniform, kept 5% away
+#: from 1) and the share of draws with negative gamma.
+DRAW_STD = (1e-2, 1e2)
+DRAW_GAMMA_RATIO = (0.1, 10.0)
+DRAW_NEGATIVE_GAMMA = 0.3
+
+
+def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
+    lo, hi = (math.log10(b) for b in bounds)
+    return 10 ** (lo + (hi - lo) * float(torch.rand(1, generator=generator)))
+
+
 def random_batch(m: int, generator: torch.Generator, var: float | None = None,
                  dtype: torch.dtype = torch.float64) -> Tensor:
-    """A unit's activations over a batch of m: Gaussian with a random offset, scaled to biased variance `var`
-    (None: a random scale, log-uniform over 1e-2..1e2)."""
+    """A unit's activations over a batch of m: Gaussian with a random offset (of the order of its spread), scaled
+    to biased variance `var` (None: a random standard deviation, log-uniform over DRAW_STD)."""
     y = torch.randn(m, generator=generator, dtype=dtype)
     y = (y - y.mean()) / y.std(unbiased=False)
-    sd = math.sqrt(var) if var is not None else 10 ** (4 * float(torch.rand(1, generator=generator)) - 2)
+    sd = math.sqrt(var) if var is not None else _log_uniform(DRAW_STD, generator)
     return sd * y + sd * float(torch.randn(1, generator=generator, dtype=dtype))
 
 
 def random_problem(m: int, generator: torch.Generator) -> tuple[Tensor, Loss, float, float]:
     """(y, loss, gamma, beta) for checking the statements: a unit over a batch of m (`random_batch`), a random
-    downstream loss (`random_loss`), gamma of random sign with |gamma| / sigma log-uniform over 0.1..10 but at least
-    5% away from 1 (the theorems are about gamma != sigma), and a Gaussian beta."""
+    downstream loss (`random_loss`), gamma with |gamma| / sigma log-uniform over DRAW_GAMMA_RATIO but at least 5%
+    away from 1 (the theorems are about gamma != sigma), negative in a share DRAW_NEGATIVE_GAMMA of draws, and a
+    Gaussian beta."""
     y = random_batch(m, generator)
     _, sigma = batch_moments(y)
-    ratio = 10 ** (2 * float(torch.rand(1, generator=generator)) - 1)
+    ratio = _log_uniform(DRAW_GAMMA_RATIO, generator)
     if abs(ratio - 1) < 0.05:
         ratio *= 2
-    sign = 1 if float(torch.rand(1, generator=generator)) < 0.7 else -1
+    sign = -1 if float(torch.rand(1, generator=generator)) < DRAW_NEGATIVE_GAMMA else 1
     return y, random_loss(m, generator), sign * ratio * float(sigma), float(torch.randn(1, generator=generator))
 
 

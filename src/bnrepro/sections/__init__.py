@@ -15,7 +15,7 @@ from ..experiments import get_run, make_config, resolve_budget
 from ..records import RunStore
 
 #: The section modules in book order.
-MODULES = ("sec21", "sec22", "sec31", "sec33")
+MODULES = ("sec21", "sec22", "sec31", "sec33", "sec4")
 
 #: Paper section number ("2.1") -> its `Section`.
 SECTIONS: dict[str, Section] = {s.number: s for s in (import_module(f"{__name__}.{m}").SECTION for m in MODULES)}
@@ -31,8 +31,8 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     section = SECTIONS[number]
     store = store or RunStore()
     used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store)
-    judged = [seeds[0]] + [s for s in seeds[1:] if used == "smoke" or all(
-        store.path(make_config(spec, used, s).to_dict()).exists() for spec in section.specs)]
+    judged = [seeds[0]] + [s for s in seeds[1:] if not section.first_seed_only and (used == "smoke" or all(
+        store.path(make_config(spec, used, s).to_dict()).exists() for spec in section.specs))]
     result = Judged.judge(section, used, {s: section_runs(section, used, s, data, device, store) for s in judged})
     result.variants = readings.variants(result, data=data, device=device, store=store)
     return result

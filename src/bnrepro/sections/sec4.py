@@ -9,8 +9,8 @@ every draw's two sides agree within `theory.rounding_tolerance`. The trained net
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,9 +19,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from .. import theory as T
-from ..claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Section
-from ..experiments import DLN_ACT_LAYERS, Spec
+from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
+from ..experiments import DLN_ACT_LAYERS, DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, distributions_figure, label
+from ..plotting import FOREGROUND
 from ..models import build_model
 from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
 from ..records import RunRecord
@@ -30,11 +31,14 @@ from ..records import RunRecord
 BATCHES = (2, 3, 8, 128, 1024)
 #: Random draws per batch size (each a unit's activations, a downstream loss, gamma and beta).
 DRAWS = 20
-#: Loss scales at which the printed Theorem 4.4 is evaluated (it is not invariant to the loss's scale).
-LOSS_SCALES = (1e-3, 1.0, 1e3)
+#: Loss scales at which the printed Theorem 4.4 is evaluated (it is not invariant to the loss's scale), by name.
+LOSS_SCALES = {"small": 1e-3, "unit": 1.0, "large": 1e3}
 #: Batch variances, in units of eps, at which real BatchNorm is compared with the theorem's.
 VAR_OVER_EPS = tuple(float(v) for v in np.logspace(-2, 6, 17))
 EPS = 1e-5  # PyTorch's default BatchNorm eps, which the book's networks use
+#: The step-size toy: its learning rate, and its largest curvature in units of 2/lr (just below and just above).
+TOY_LR = 0.1
+TOY_FACTORS = (0.95, 1.05)
 
 
 # --- the statements, checked ----------------------------------------------------------------------------------------
@@ -46,24 +50,36 @@ def _record(out: dict, key: str, lhs, rhs, scale, tol: float) -> None:
     out[key]["max_tol"] = max(out[key]["max_tol"], d / tol)
 
 
-def statement_checks(batches: Sequence[int] = BATCHES, draws: int = DRAWS, seed: int = 0) -> dict[str, dict]:
+@lru_cache(maxsize=4)
+def statement_checks(batches: tuple[int, ...] = BATCHES, draws: int = DRAWS, seed: int = 0) -> dict[str, dict]:
     """Every statement on `draws` random problems per batch size (`theory.random_problem`, float64).
 
-    Per statement: `max_rel`, the largest |lhs - rhs| over the size of the terms, and `max_tol`, the same over the
+    Per statement (and `grad`: eq. 47, Fact C.1 and Fact C.2's Jacobian against autograd, each entry of the
+    gradient): `max_rel`, the largest |lhs - rhs| over the size of the terms, and `max_tol`, the same over the
     rounding tolerance (<= 1: equality up to rounding on every draw); `n`, the draws. For a printed form that
     differs: `printed_fail`, the fraction of draws where it is violated beyond rounding (lhs > printed + tol), and
-    `printed_max_rel`, its largest violation over the size of the terms (Theorem 4.4 per loss scale of LOSS_SCALES).
+    `printed_max_rel`, its largest violation over the size of the terms (Theorem 4.4: `printed_fail_<name>` per loss
+    scale of LOSS_SCALES).
     Theorem 4.2 also has `second_fail` (its second form) and `positive` (fraction of draws with <g, y_hat> > 0).
+    Deterministic, so cached: every seed and reading a section is judged at reuses one computation (do not mutate
+    the result).
     """
-    keys = ("thm41", "thm42", "thm44", "obs43", "lemma45")
+    keys = ("grad", "thm41", "thm42", "thm44", "obs43", "lemma45")
     out = {k: {"max_rel": 0.0, "max_tol": 0.0, "n": 0} for k in keys}
     out["thm41"] |= {"printed_fail": 0, "printed_max_rel": 0.0}
     out["thm42"] |= {"second_fail": 0, "positive": 0}
-    out["thm44"] |= {f"printed_fail_{c:g}": 0 for c in LOSS_SCALES}
+    out["thm44"] |= {f"printed_fail_{name}": 0 for name in LOSS_SCALES}
     for m in batches:
         gen = torch.Generator().manual_seed(seed * 100_003 + m)
         for _ in range(draws):
             y, loss, gamma, beta = T.random_problem(m, gen)
+            _, _, grad_y, g = T.layer_grads(loss, y, gamma, beta)
+            _, sigma = T.batch_moments(y)
+            size = abs(gamma) / float(sigma) * float(g.abs().max())
+            tol = T.rounding_tolerance(m, size, y)
+            for closed in (T.bn_input_grad(g, y, gamma), T.fact_c1_grad(g, y, gamma),
+                           gamma * T.fact_c2_jacobian(y).T @ g):
+                _record(out, "grad", (closed - grad_y).abs().max(), 0.0, size, tol)
             s = T.theorem_4_1(loss, y, gamma, beta)
             tol = T.rounding_tolerance(m, s["scale"], y)
             _record(out, "thm41", s["lhs"], s["rhs"], s["scale"], tol)
@@ -76,11 +92,11 @@ def statement_checks(batches: Sequence[int] = BATCHES, draws: int = DRAWS, seed:
             out["thm42"]["second_fail"] += bool(s["lhs"] > s["second"] + tol)
             out["thm42"]["positive"] += bool(s["sign"] > 0)
             lam = 0.5 + abs(beta)
-            for c in LOSS_SCALES:
+            for name, c in LOSS_SCALES.items():
                 s = T.theorem_4_4(lambda z, c=c: c * loss(z), y, gamma, lam, beta=beta)
                 tol = T.rounding_tolerance(m, s["scale"], y)
                 _record(out, "thm44", s["lhs"], s["rhs"], s["scale"], tol)
-                out["thm44"][f"printed_fail_{c:g}"] += bool(s["lhs"] > s["printed"] + tol)
+                out["thm44"][f"printed_fail_{name}"] += bool(s["lhs"] > s["printed"] + tol)
             s = T.observation_4_3(y)
             _record(out, "obs43", (s["lhs"] - s["rhs"]).abs().max(), 0.0, s["scale"],
                     T.rounding_tolerance(m, s["scale"], y))
@@ -90,7 +106,7 @@ def statement_checks(batches: Sequence[int] = BATCHES, draws: int = DRAWS, seed:
                 s = T.lemma_4_5(w0, ws)
                 _record(out, "lemma45", s["lhs"], s["rhs"], s["scale"], T.rounding_tolerance(m, s["scale"]))
                 out["lemma45"]["n"] += 1
-            for k in ("thm41", "thm42", "thm44", "obs43"):
+            for k in ("grad", "thm41", "thm42", "thm44", "obs43"):
                 out[k]["n"] += 1
     for k, v in out.items():
         for name in [n for n in v if n.startswith(("printed_fail", "second_fail", "positive"))]:
@@ -98,6 +114,7 @@ def statement_checks(batches: Sequence[int] = BATCHES, draws: int = DRAWS, seed:
     return out
 
 
+@lru_cache(maxsize=4)
 def network_check(model: str, seed: int = 0) -> float:
     """Observation 4.3 on a whole network of the book (float64, `theory.match_standard`): the largest difference
     between the BN network's and the standard network's outputs on a batch, over the rounding tolerance of one
@@ -139,14 +156,14 @@ def real_bn_figure(curves: dict[str, np.ndarray]) -> Figure:
 
 # --- the step-size toy ----------------------------------------------------------------------------------------------
 
-def step_size_figure(lr: float = 0.1, steps: int = 25) -> Figure:
+def step_size_figure(lr: float = TOY_LR, factors: Sequence[float] = TOY_FACTORS, steps: int = 25) -> Figure:
     """Gradient descent on a two-dimensional quadratic at learning rate `lr`: (a) the loss when the largest curvature
-    is just below and just above 2/lr, (b) for both, the curvature along each step and the effective beta
-    (||A g|| / ||g||) against 2/lr."""
+    is `factors` x 2/lr (just below and just above 2/lr), (b) for both, the curvature along each step and the
+    effective beta (||A g|| / ||g||) against 2/lr."""
     w0 = torch.tensor([1.0, 1.0], dtype=torch.float64)
     runs = {f"λ_max = {f:g} × 2/LR": T.gd_on_quadratic(torch.tensor([0.3 * 2 / lr, f * 2 / lr],
                                                                       dtype=torch.float64), w0, lr, steps)
-            for f in (0.95, 1.05)}
+            for f in factors}
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
     for (name, r), color in zip(runs.items(), ("tab:blue", "tab:red")):
         axes[0].semilogy(r["loss"].numpy(), color=color, label=name)
@@ -157,7 +174,7 @@ def step_size_figure(lr: float = 0.1, steps: int = 25) -> Figure:
         axes[1].plot(r["beta"].numpy(), "--", color=color)
     axes[1].plot([], [], color="grey", label="curvature along the step")
     axes[1].plot([], [], "--", color="grey", label="effective β (‖Ag‖/‖g‖)")
-    axes[1].axhline(2 / lr, color="black", lw=0.8, label="2/LR")
+    axes[1].axhline(2 / lr, color=FOREGROUND, lw=0.8, label="2/LR")
     axes[1].set(xlabel="step", title="(b) curvature along each step")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
@@ -188,7 +205,7 @@ def network_diagram() -> Figure:
             if i:
                 prev = xs[i - 1] + (0.69 if r == 1 and i - 1 in (3, 4) else 0.34)
                 ax.add_patch(FancyArrowPatch((prev, yc), (x - w / 2 - 0.04, yc), arrowstyle="-|>",
-                                             mutation_scale=12, color="black", lw=1))
+                                             mutation_scale=12, color=FOREGROUND, lw=1))
     fig.tight_layout()
     return fig
 
@@ -262,16 +279,16 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
         ax.set(title=name, xlabel="training steps")
         if log:
             ax.set_yscale("log")
-    axes[1, 0].axhline(0.5, color="black", lw=0.8, ls=":")
+    axes[1, 0].axhline(0.5, color=FOREGROUND, lw=0.8, ls=":")
     axes[1, 0].set_ylim(-0.02, 1.02)
-    axes[1, 1].axhline(1, color="black", lw=0.8, ls=":")
+    axes[1, 1].axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     kept = 1 - layer["removed_mean"] - layer["removed_yhat"]
     ax = axes[1, 2]
     for values, name, style in ((layer["scale"], "γ²/σ² scale", "-"), (kept, "kept by the projections", "--"),
                                 (layer["gain"], "gain (their product)", ":")):
         ax.plot(steps, np.nanmedian(values, axis=1), style, color=COLORS["batch"], label=name)
     ax.set(yscale="log", title="(f) gain = scale × kept (layer medians)", xlabel="training steps")
-    ax.axhline(1, color="black", lw=0.8, ls=":")
+    ax.axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     ax.legend(fontsize=8)
     sm = plt.cm.ScalarMappable(cmap=plt.cm.viridis, norm=plt.Normalize(1, n / 0.9))
     fig.colorbar(sm, ax=axes.ravel().tolist(), label="BatchNorm layer", shrink=0.5, ticks=[1, n])
@@ -281,150 +298,173 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
 
 # --- the claims -----------------------------------------------------------------------------------------------------
 
-def misprint_verdict(printed_fail: float, corrected_max_tol: float) -> str:
-    """A statement printed with a misprint: reproduced if the printed form holds on every draw, partly if it fails
-    somewhere but the proof-consistent form holds (with equality up to rounding) on every draw, else not."""
-    if corrected_max_tol > 1:
-        return NOT_REPRODUCED
-    return REPRODUCED if printed_fail == 0 else PARTLY
+LRS = {"vgg": 0.1, "dln": 1e-6}
+MODEL_NAMES = {"vgg": "VGG", "dln": "DLN"}
+#: The section's runs: the BatchNorm networks the probe measures, and the standard DLN for Figure 9.
+SPECS = {("vgg", "batch"): Spec("vgg", "batch", LRS["vgg"]),
+         ("dln", "none"): Spec("dln", "none", LRS["dln"], DLN_LOSS_SCALE),
+         ("dln", "batch"): Spec("dln", "batch", LRS["dln"], DLN_LOSS_SCALE)}
+BN_SPECS = (SPECS["vgg", "batch"], SPECS["dln", "batch"])
+
+WITHIN = "largest deviation ÷ rounding tolerance"
+ROUNDING_REASON = ("two computations of one quantity can differ only by rounding, bounded by the error of the sums "
+                   "involved (theory.rounding_tolerance); anything beyond it would be a real difference")
+MISPRINT_REASON = ("a printed inequality violated beyond rounding on random draws is wrong as printed; the "
+                   "proof-consistent form holding to rounding shows where the misprint lies")
 
 
-def identity_verdict(max_tol: float) -> str:
-    """A statement the book reads as an identity: reproduced if both sides agree within rounding on every draw."""
-    return REPRODUCED if max_tol <= 1 else NOT_REPRODUCED
+def _judge_identity(v: Mapping[str, float]) -> Judgement:
+    return grade([Check(WITHIN, v["max_tol"], "<=", 1)])
 
 
-def sigma_verdict(largest_std: float, spread: float) -> str:
-    """Figure 9's "sigma_j tends to be large and highly uncontrolled": the followed units' pre-normalisation std.
-    Large: its largest value over training at least 2 (then gamma^2/sigma^2 <= 1/4 at BN's initial gamma = 1, a
-    reduction of at least 4x); uncontrolled: it changes over training by a factor (max / min) of at least 2.
-    Reproduced if both hold (median over the followed units), partly if one does."""
-    ok = [largest_std >= 2, spread >= 2]
-    return REPRODUCED if all(ok) else PARTLY if any(ok) else NOT_REPRODUCED
+def _judge_misprint(v: Mapping[str, float]) -> Judgement:
+    """Reproduced if the printed form never fails and the corrected one holds to rounding; partly if only the
+    corrected one holds."""
+    corrected = Check(f"proof-consistent form's {WITHIN}", v["max_tol"], "<=", 1)
+    def what(key: str) -> str:  # printed_fail, or printed_fail_<loss scale name> for Theorem 4.4
+        scale = key.removeprefix("printed_fail").removeprefix("_")
+        return "share of draws failing the printed form" + (f" at loss scale {scale}" if scale else "")
+
+    printed = [Check(what(k), v[k], "<=", 0) for k in v if k.startswith("printed_fail")]
+    return grade(printed + [corrected], [[corrected]])
 
 
-def sign_verdict(positive: Sequence[float]) -> str:
-    """Theorem 4.2's sign condition <g_hat, y_hat> > 0 "holds as long as the negative gradient points towards the
-    minimum": reproduced if in every network the median (over probed steps and layers) fraction of units where it
-    holds is at least 3/4 (it usually holds); partly if above 1/2 (more often than not) in some; else not."""
-    return REPRODUCED if all(p >= 0.75 for p in positive) else PARTLY if any(p > 0.5 for p in positive) \
-        else NOT_REPRODUCED
+def _checked(key: str) -> dict[str, float]:
+    return dict(statement_checks()[key])
 
 
-def reduction_verdict(gains: Sequence[float]) -> str:
-    """Theorem 4.1's reading, that BatchNorm makes the loss more Lipschitz in the layer's activations: reproduced if
-    in every network the median gain ||dL_hat/dy||^2 / ||g_hat||^2 over probed steps and layers is below 1; partly
-    if in some."""
-    return REPRODUCED if all(g < 1 for g in gains) else PARTLY if any(g < 1 for g in gains) else NOT_REPRODUCED
+GRAD = Rule(
+    "c4_grad", "Facts C.1 and C.2: the gradient through BatchNorm is ∂L̂/∂y = (γ/σ)(I − 11ᵀ/m − ŷŷᵀ/m) ĝ (eq. 47).",
+    "reproduced if eq. 47, Fact C.1 and Fact C.2's Jacobian all agree with autograd within the rounding tolerance "
+    "on every draw", ROUNDING_REASON, (), lambda runs: _checked("grad"), _judge_identity,
+    lambda v: f"eq. 47, Fact C.1 and Fact C.2's Jacobian agree with autograd to {v['max_rel']:.1e} of the "
+              f"gradient's size ({v['max_tol']:.2g} × the rounding tolerance) over {v['n']:.0f} draws")
+
+THM41 = Rule(
+    "c4_thm41", "Theorem 4.1: ‖∂L̂/∂y‖² ≤ γ²/σ² (‖ĝ‖² − ⟨1, ĝ⟩²/m − ⟨ĝ, ŷ⟩²/√m) (as printed).",
+    "reproduced if the printed form holds on every draw (beyond rounding) and the form with 1/m holds with "
+    "equality; partly if only the form with 1/m does", MISPRINT_REASON, (), lambda runs: _checked("thm41"),
+    _judge_misprint,
+    lambda v: f"with coefficient 1/m it holds with equality: largest |lhs − rhs| {v['max_rel']:.1e} of the terms' "
+              f"size ({v['max_tol']:.2g} × the rounding tolerance) over {v['n']:.0f} draws; as printed (1/√m) it "
+              f"fails on {100 * v['printed_fail']:.0f}% of them, by up to {v['printed_max_rel']:.2g} of the terms' "
+              "size")
+
+THM42 = Rule(
+    "c4_thm42", "Theorem 4.2: vᵀ(∂²L̂/∂y²)v ≤ γ²/σ² vᵀHv − γ/(mσ²) ⟨ĝ, ŷ⟩ ‖v‖², v = ∂L̂/∂y (first form).",
+    "reproduced if both sides agree within the rounding tolerance on every draw (the first form is then an "
+    "equality)", ROUNDING_REASON, (), lambda runs: _checked("thm42"), _judge_identity,
+    lambda v: f"holds with equality: largest |lhs − rhs| {v['max_rel']:.1e} of the terms' size ({v['max_tol']:.2g} "
+              f"× the rounding tolerance) over {v['n']:.0f} draws; the second form (ĝᵀHĝ in place of vᵀHv) fails "
+              f"on {100 * v['second_fail']:.0f}% of the same draws")
+
+
+def _measure_obs43(runs: Runs) -> dict[str, float]:
+    v = _checked("obs43") | {f"net_{m}": network_check(m) for m in ("dln", "vgg11")}
+    return v | {"worst_tol": max(v["max_tol"], v["net_dln"], v["net_vgg11"])}
+
+
+OBS43 = Rule(
+    "c4_obs43", "Observation 4.3: for any input and weights a BN configuration with γ = σ gives the same "
+                "activations, so every minimum of the standard landscape is one of the BN landscape.",
+    "reproduced if every unit and both networks are reproduced within the rounding tolerance", ROUNDING_REASON, (),
+    _measure_obs43, lambda v: grade([Check(WITHIN, v["worst_tol"], "<=", 1)]),
+    lambda v: f"γ = σ (γ = √(σ² + ε) for real BatchNorm), β = µ reproduces a unit's activations to "
+              f"{v['max_rel']:.1e} of their size ({v['max_tol']:.2g} × the rounding tolerance, {v['n']:.0f} draws), "
+              f"and whole networks' outputs within {v['net_dln']:.2g} (DLN) and {v['net_vgg11']:.2g} (VGG-11) × "
+              "the rounding tolerance")
+
+THM44 = Rule(
+    "c4_thm44", "Theorem 4.4: ĝ_j ≤ γ²/σ² (g_j² − mµ_g² − λ²⟨∂L/∂y, ŷ⟩²) (as printed).",
+    "reproduced if the printed form holds on every draw at every loss scale and the proof-consistent form holds "
+    "with equality; partly if only the proof-consistent form does", MISPRINT_REASON, (),
+    lambda runs: _checked("thm44"), _judge_misprint,
+    lambda v: "the proof-consistent form γ²/σ² (g_j − λ²mµ_g² − (λ²/m)⟨ĝ, ŷ⟩²) holds with equality: largest "
+              f"deviation {v['max_rel']:.1e} of the terms' size over {v['n']:.0f} draws at each loss scale; as "
+              "printed it fails on " + ", ".join(f"{100 * v[f'printed_fail_{n}']:.0f}%" for n in LOSS_SCALES)
+              + " of them with the loss scaled by " + ", ".join(f"{c:g}" for c in LOSS_SCALES.values()))
+
+LEMMA45 = Rule(
+    "c4_lemma45", "Lemma 4.5: if ⟨W₀, W*⟩ > 0, ‖W₀ − Ŵ*‖² ≤ ‖W₀ − W*‖² − (‖W*‖² − ⟨W*, W₀⟩)²/‖W*‖².",
+    "reproduced if both sides agree within the rounding tolerance at the proof's construction on every draw (the "
+    "bound then holds, the closest BN optimum being no farther)", ROUNDING_REASON, (),
+    lambda runs: _checked("lemma45"), _judge_identity,
+    lambda v: f"at the proof's construction Ŵ* = kW* it holds with equality: largest deviation {v['max_rel']:.1e} "
+              f"of the terms' size ({v['max_tol']:.2g} × the rounding tolerance) over {v['n']:.0f} draws")
+
+
+def _measure_sigma(runs: Runs) -> dict[str, float]:
+    sd = unit_std(runs["dln", "batch", LRS["dln"]])
+    return {"largest": float(np.median(sd.max(0))), "spread": float(np.median(sd.max(0) / sd.min(0))),
+            "std_largest": float(np.median(unit_std(runs["dln", "none", LRS["dln"]]).max(0)))}
+
+
+def _judge_sigma(v: Mapping[str, float]) -> Judgement:
+    checks = [Check("largest σ_j over training", v["largest"], ">=", 2),
+              Check("σ_j's max ÷ min over training", v["spread"], ">=", 2)]
+    return grade(checks, any_of(checks))
+
+
+SIGMA = Rule(
+    "c4_sigma", "σ_j, the batch standard deviation BatchNorm divides by, \"tends to be large and highly "
+                "uncontrolled in practice\" (Section 4, citing Figure 9).",
+    "reproduced if the largest σ_j over training is at least 2 (large) and it changes by a factor (max ÷ min over "
+    "training) of at least 2 (uncontrolled), medians over the DLN's followed BN units; partly if one holds",
+    "σ_j ≥ 2 makes γ²/σ² ≤ 1/4 at BatchNorm's initial γ = 1, a reduction of at least 4×; a factor 2 over training "
+    "is a change no one would call controlled", (SPECS["dln", "none"], SPECS["dln", "batch"]), _measure_sigma,
+    _judge_sigma,
+    lambda v: f"the DLN's followed BN units: largest σ_j over training {v['largest']:.3g}, changing by a factor "
+              f"{v['spread']:.3g} over training (medians over the units; the standard DLN's reach "
+              f"{v['std_largest']:.3g})")
+
+
+def _measure_mechanism(runs: Runs) -> dict[str, float]:
+    return {f"{m}_{k}": v for m in LRS for k, v in mechanism(runs[m, "batch", LRS[m]]).items()}
+
+
+def _judge_sign(v: Mapping[str, float]) -> Judgement:
+    return grade([Check(f"{MODEL_NAMES[m]} median share of units with ⟨ĝ, ŷ⟩ > 0", v[f"{m}_positive"], ">=", 0.75)
+                  for m in LRS],
+                 any_of([Check(f"{MODEL_NAMES[m]} median share of units with ⟨ĝ, ŷ⟩ > 0", v[f"{m}_positive"], ">",
+                               0.5) for m in LRS]))
+
+
+SIGN = Rule(
+    "c4_sign", "Theorem 4.2's reduction needs ⟨ĝ, ŷ⟩ > 0, which \"holds as long as the negative gradient ĝ is "
+               "pointing towards the minimum\".",
+    "reproduced if in both networks the median share (over probed steps and BN layers) of units with ⟨ĝ, ŷ⟩ > 0 is "
+    "at least 3/4; partly if above 1/2 in one",
+    "\"holds as long as\" reads as the usual case, three units in four; above one half is more often than not",
+    BN_SPECS, _measure_mechanism, _judge_sign,
+    lambda v: "median share of BN units with ⟨ĝ, ŷ⟩ > 0: " + "; ".join(
+        f"{MODEL_NAMES[m]} {v[f'{m}_positive']:.2f} (lowest {v[f'{m}_positive_min']:.2f})" for m in LRS))
+
+
+DRIVER_RULE = ("\"mostly\" names the factor that moves the gain more, in decades: the γ/σ scale if its share of "
+               "|log scale| + |log kept| is at least 2/3, the projections if at most 1/3, else both")
 
 
 def driver(scale_share: float) -> str:
-    """Which factor of the gain moves it more, in decades: "the γ/σ scale" (share >= 2/3), "the projections"
-    (share <= 1/3) or "both"."""
+    """Which factor of the gain moves it more (DRIVER_RULE): "the γ/σ scale" (share of the decades >= 2/3), "the
+    projections" (<= 1/3) or "both"."""
     return "the γ/σ scale" if scale_share >= 2 / 3 else "the projections" if scale_share <= 1 / 3 else "both"
 
 
-def claims(runs: dict[tuple[str, str, float], RunRecord]) -> list[Claim]:
-    """Section 4's claims: the five statements on random draws (`statement_checks`, `network_check`), Figure 9's
-    sigma from the DLN runs, and the theorems' quantities in the trained BatchNorm networks (`mechanism`)."""
-    checks = statement_checks()
-    nets = {m: network_check(m) for m in ("dln", "vgg11")}
-    out = []
-
-    c = checks["thm41"]
-    out.append(Claim(
-        "c4_thm41", "Theorem 4.1: ‖∂L̂/∂y‖² ≤ γ²/σ² (‖ĝ‖² − ⟨1, ĝ⟩²/m − ⟨ĝ, ŷ⟩²/√m) (as printed).",
-        f"with coefficient 1/m it holds with equality: largest |lhs − rhs| {c['max_rel']:.1e} of the terms' size "
-        f"({c['max_tol']:.2g} × the rounding tolerance) over {c['n']} draws; as printed (1/√m) it fails on "
-        f"{100 * c['printed_fail']:.0f}% of them, by up to {c['printed_max_rel']:.2g} of the terms' size",
-        misprint_verdict(c["printed_fail"], c["max_tol"]),
-        "reproduced if the printed form holds on every draw (beyond rounding); partly if it fails but the form with "
-        "1/m holds with equality on every draw", c))
-
-    c = checks["thm42"]
-    out.append(Claim(
-        "c4_thm42", "Theorem 4.2: vᵀ(∂²L̂/∂y²)v ≤ γ²/σ² vᵀHv − γ/(mσ²) ⟨ĝ, ŷ⟩ ‖v‖², v = ∂L̂/∂y (first form).",
-        f"holds with equality: largest |lhs − rhs| {c['max_rel']:.1e} of the terms' size ({c['max_tol']:.2g} × the "
-        f"rounding tolerance) over {c['n']} draws; the second form (ĝᵀHĝ in place of vᵀHv) fails on "
-        f"{100 * c['second_fail']:.0f}% of the same draws",
-        identity_verdict(c["max_tol"]),
-        "reproduced if both sides agree within rounding on every draw (the first form is then an equality)", c))
-
-    c = checks["obs43"]
-    net_worst = max(nets.values())
-    out.append(Claim(
-        "c4_obs43", "Observation 4.3: for any input and weights a BN configuration with γ = σ gives the same "
-                    "activations, so every minimum of the standard landscape is one of the BN landscape.",
-        f"γ = σ (γ = √(σ² + ε) for real BatchNorm), β = µ reproduces a unit's activations to {c['max_rel']:.1e} "
-        f"of their size ({c['max_tol']:.2g} × the rounding tolerance, {c['n']} draws), and whole networks' outputs "
-        f"within {nets['dln']:.2g} (DLN) and {nets['vgg11']:.2g} (VGG-11) × the rounding tolerance",
-        identity_verdict(max(c["max_tol"], net_worst)),
-        "reproduced if every unit and both networks are reproduced within rounding", c | {
-            f"net_{m}": v for m, v in nets.items()}))
-
-    c = checks["thm44"]
-    fails = {s: c[f"printed_fail_{s:g}"] for s in LOSS_SCALES}
-    out.append(Claim(
-        "c4_thm44", "Theorem 4.4: ĝ_j ≤ γ²/σ² (g_j² − mµ_g² − λ²⟨∂L/∂y, ŷ⟩²) (as printed).",
-        f"the proof-consistent form γ²/σ² (g_j − λ²mµ_g² − (λ²/m)⟨ĝ, ŷ⟩²) holds with equality: largest deviation "
-        f"{c['max_rel']:.1e} of the terms' size over {c['n']} draws at each loss scale; as printed it fails on "
-        + ", ".join(f"{100 * f:.0f}%" for f in fails.values()) + " of them with the loss scaled by "
-        + ", ".join(f"{s:g}" for s in fails),
-        misprint_verdict(max(fails.values()), c["max_tol"]),
-        "reproduced if the printed form holds on every draw at every loss scale; partly if it fails but the "
-        "proof-consistent form holds with equality on every draw", c))
-
-    c = checks["lemma45"]
-    out.append(Claim(
-        "c4_lemma45", "Lemma 4.5: if ⟨W₀, W*⟩ > 0, ‖W₀ − Ŵ*‖² ≤ ‖W₀ − W*‖² − (‖W*‖² − ⟨W*, W₀⟩)²/‖W*‖².",
-        f"at the proof's construction Ŵ* = kW* it holds with equality: largest deviation {c['max_rel']:.1e} of the "
-        f"terms' size ({c['max_tol']:.2g} × the rounding tolerance) over {c['n']} draws",
-        identity_verdict(c["max_tol"]),
-        "reproduced if both sides agree within rounding at the construction on every draw (the lemma's bound "
-        "then holds, the closest BN optimum being no farther)", c))
-
-    dstd, dbn = runs[("dln", "none", 1e-6)], runs[("dln", "batch", 1e-6)]
-    sd = unit_std(dbn)
-    largest, spread = float(np.median(sd.max(0))), float(np.median(sd.max(0) / sd.min(0)))
-    out.append(Claim(
-        "c4_sigma", "σ_j, the batch standard deviation BatchNorm divides by, \"tends to be large and highly "
-                    "uncontrolled in practice\" (Section 4, citing Figure 9).",
-        f"the DLN's followed BN units (layers " + ", ".join(str(int(x)) for x in dbn["act_layers"])
-        + f"): largest σ_j over training {largest:.3g}, changing by a factor {spread:.3g} over training "
-          "(medians over the units)",
-        sigma_verdict(largest, spread),
-        "large: the largest σ_j over training is at least 2 (γ²/σ² ≤ 1/4 at BN's initial γ = 1); uncontrolled: it "
-        "changes by a factor (max ÷ min over training) of at least 2; reproduced if both hold (medians over the "
-        "followed units), partly if one does",
-        {"largest": largest, "spread": spread,
-         "std_largest": float(np.median(unit_std(dstd).max(0)))}))
-
-    vbn = runs[("vgg", "batch", 0.1)]
-    mech = {"vgg": mechanism(vbn), "dln": mechanism(dbn)}
-    names = {"vgg": "VGG", "dln": "DLN"}
-    values = {f"{m}_{k}": v for m, d in mech.items() for k, v in d.items()}
-    out.append(Claim(
-        "c4_sign", "Theorem 4.2's reduction needs ⟨ĝ, ŷ⟩ > 0, which \"holds as long as the negative gradient ĝ "
-                   "is pointing towards the minimum\".",
-        "median fraction of BN units with ⟨ĝ, ŷ⟩ > 0: " + "; ".join(
-            f"{names[m]} {mech[m]['positive']:.2f} (lowest {mech[m]['positive_min']:.2f})" for m in mech),
-        sign_verdict([mech[m]["positive"] for m in mech]),
-        "reproduced if in both networks the median fraction (over probed steps and layers) is at least 3/4; partly "
-        "if above 1/2 in one", values))
-
-    for m in mech:
-        values[f"{m}_driver"] = driver(mech[m]["scale_share"])
-    out.append(Claim(
-        "c4_reduction", "BatchNorm makes the loss more Lipschitz in the layer's activations: the gradient is scaled "
-                        "by γ/σ and loses its components along 1 and ŷ (Theorem 4.1, applied to the trained "
-                        "networks).",
-        "median gain ‖∂L̂/∂y‖²/‖ĝ‖² over probed steps and BN layers: " + "; ".join(
-            f"{names[m]} {mech[m]['gain']:.3g} = scale γ²/σ² {mech[m]['scale']:.3g} × kept by the projections "
-            f"{mech[m]['kept']:.3g} (mostly {values[f'{m}_driver']})" for m in mech),
-        reduction_verdict([mech[m]["gain"] for m in mech]),
-        "reproduced if the median gain is below 1 in both networks; partly if in one", values))
-    return out
+def _judge_reduction(v: Mapping[str, float]) -> Judgement:
+    checks = [Check(f"{MODEL_NAMES[m]} median gain", v[f"{m}_gain"], "<", 1) for m in LRS]
+    return grade(checks, any_of(checks))
 
 
-SECTION = Section("4", "Theory: BatchNorm and the landscape, checked", "chapters/sec4_theory",
-                  (Spec("vgg", "batch", 0.1), Spec("dln", "none", 1e-6), Spec("dln", "batch", 1e-6)), claims)
+REDUCTION = Rule(
+    "c4_reduction", "BatchNorm makes the loss more Lipschitz in the layer's activations: the gradient is scaled by "
+                    "γ/σ and loses its components along 1 and ŷ (Theorem 4.1, applied to the trained networks).",
+    "reproduced if the median gain ‖∂L̂/∂y‖²/‖ĝ‖² over probed steps and BN layers is below 1 in both networks; "
+    "partly if in one; " + DRIVER_RULE,
+    "a gain below 1 is a smaller gradient at the layer's input than the standard reading's, what \"more Lipschitz\" "
+    "means here", BN_SPECS, _measure_mechanism, _judge_reduction,
+    lambda v: "median gain ‖∂L̂/∂y‖²/‖ĝ‖² over probed steps and BN layers: " + "; ".join(
+        f"{MODEL_NAMES[m]} {v[f'{m}_gain']:.3g} = scale γ²/σ² {v[f'{m}_scale']:.3g} × kept by the projections "
+        f"{v[f'{m}_kept']:.3g} (mostly {driver(v[f'{m}_scale_share'])})" for m in LRS))
+
+SECTION = Section("4", "Theory: BatchNorm and the landscape, checked", "chapters/sec4_theory", tuple(SPECS.values()),
+                  (GRAD, THM41, THM42, OBS43, THM44, LEMMA45, SIGMA, SIGN, REDUCTION), first_seed_only=True)
