@@ -158,10 +158,15 @@ class Variants:
         """The float32 verdict is the same under every reading at every seed judged."""
         return len({v for (_, d, _), v in self.verdicts.items() if d == "float32"}) == 1
 
-    def flips_with_rounding(self) -> bool:
-        """At some (reading, seed) judged in both dtypes, float64 gives another verdict than float32."""
-        return any(d == "float64" and self.verdicts.get((c, "float32", s)) not in (None, v)
-                   for (c, d, s), v in self.verdicts.items())
+    def flips_with_rounding(self, scale: float | None = None) -> bool:
+        """At some (reading, seed) judged in both dtypes (under reading `scale` only, if given), float64 gives
+        another verdict than float32."""
+        return any(d == "float64" and (scale is None or c == scale)
+                   and self.verdicts.get((c, "float32", s)) not in (None, v) for (c, d, s), v in self.verdicts.items())
+
+    def flipping_scales(self) -> list[float]:
+        """The readings under which float rounding flips the verdict."""
+        return [c for c in dict.fromkeys(c for c, _, _ in self.verdicts) if self.flips_with_rounding(c)]
 
     def detail(self) -> str:
         """Each reading's and float64's verdicts in words, for the claims table."""
@@ -173,7 +178,8 @@ class Variants:
         parts += [f"float64, loss scale {c:g}: {seeds_text(c, 'float64')}" for c in scales
                   if any(k[:2] == (c, "float64") for k in self.verdicts)]
         both = "holds under both readings" if self.holds_under_both() else "differs between the readings"
-        return f"{both} ({'; '.join(parts)})"
+        flips = "".join(f"; float rounding flips it under loss scale {c:g}" for c in self.flipping_scales())
+        return f"{both}{flips} ({'; '.join(parts)})"
 
 
 @dataclass
@@ -219,7 +225,7 @@ class Judged:
         if near:
             text += f" (near a threshold at seed{'s' if len(near) > 1 else ''} {', '.join(map(str, near))})"
         v = self.variants.get(per_seed[0].key)
-        if v is not None and v.flips_with_rounding():
+        if v is not None and v.flips_with_rounding(v.lead):
             text = f"{FLIPS} (float32: {text})"
         return text
 

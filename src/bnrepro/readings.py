@@ -170,8 +170,9 @@ def variants_markdown(judged: Sequence[Judged]) -> str:
                 continue
             cells = [", ".join(_SHORT[verdict] for (cc, d, _), verdict in v.verdicts.items() if (cc, d) == (c, "float32"))
                      or "—" for c in READINGS]
-            f64 = FLIPS if v.flips_with_rounding() else "same verdicts" if any(
-                d == "float64" for _, d, _ in v.verdicts) else "not rerun"
+            flips = v.flipping_scales()
+            f64 = (f"{FLIPS} under loss scale " + ", ".join(f"{c:g}" for c in flips) if flips else "same verdicts"
+                   if any(d == "float64" for _, d, _ in v.verdicts) else "not rerun")
             rows.append(f"| {j.section.number} | {claim.paper.replace('|', chr(92) + '|')} | {_figures(claim.paper)} "
                         f"| " + " | ".join(cells) + f" | {'yes' if v.holds_under_both() else 'no'} | {f64} |")
     return "\n".join(rows)
