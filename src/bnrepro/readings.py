@@ -56,7 +56,8 @@ def variants(judged: Judged, f64_seeds: Sequence[int] = (0,), data: str | None =
     """Every claim of a judged section that rests on DLN runs, judged again under each other reading in float32 at
     the judged seeds, and under every reading in float64 at `f64_seeds` (where those runs are recorded).
 
-    A claim rests on DLN runs when its measured numbers change with the reading; claims about VGG alone do not.
+    A claim rests on DLN runs when its measured numbers change under another reading or in float64; claims about
+    VGG alone do not.
     """
     section, store = judged.section, store or RunStore()
     if not uses_dln(section):
@@ -68,7 +69,7 @@ def variants(judged: Judged, f64_seeds: Sequence[int] = (0,), data: str | None =
                 if (c, d, s) not in table and (runs := _runs(section, judged.budget, s, c, d, data, device, store)):
                     table[c, d, s] = section.claims(runs)
     first = judged.first
-    others = [v for (c, d, s), v in table.items() if c != DLN_LOSS_SCALE and d == "float32" and s == judged.seed]
+    others = [v for (c, d, s), v in table.items() if (c, d) != (DLN_LOSS_SCALE, "float32") and s == judged.seed]
     return {claim.key: Variants(DLN_LOSS_SCALE, {k: v[i].verdict for k, v in table.items()})
             for i, claim in enumerate(first) if others and any(o[i].ours != claim.ours for o in others)}
 
