@@ -154,9 +154,13 @@ class Variants:
     lead: float  # the loss scale the chapters lead with
     verdicts: dict[tuple[float, str, int], str]
 
-    def holds_under_both(self) -> bool:
-        """The float32 verdict is the same under every reading at every seed judged."""
-        return len({v for (_, d, _), v in self.verdicts.items() if d == "float32"}) == 1
+    def holds_under_both(self) -> bool | None:
+        """Every other reading gives the lead reading's float32 verdict at each seed judged under both (None when no
+        other reading was judged)."""
+        pairs = [(v, self.verdicts[c, "float32", s]) for (c, d, s), v in self.verdicts.items()
+                 if c != self.lead and d == "float32" and (self.lead, "float32", s) in self.verdicts
+                 for v in [self.verdicts[self.lead, "float32", s]]]
+        return all(a == b for a, b in pairs) if pairs else None
 
     def flips_with_rounding(self, scale: float | None = None) -> bool:
         """At some (reading, seed) judged in both dtypes (under reading `scale` only, if given), float64 gives
@@ -177,7 +181,8 @@ class Variants:
         parts = [f"loss scale {c:g}: {seeds_text(c, 'float32')}" for c in scales if c != self.lead]
         parts += [f"float64, loss scale {c:g}: {seeds_text(c, 'float64')}" for c in scales
                   if any(k[:2] == (c, "float64") for k in self.verdicts)]
-        both = "holds under both readings" if self.holds_under_both() else "differs between the readings"
+        both = {True: "holds under both readings", False: "differs between the readings",
+                None: "not judged under the other reading"}[self.holds_under_both()]
         flips = "".join(f"; float rounding flips it under loss scale {c:g}" for c in self.flipping_scales())
         return f"{both}{flips} ({'; '.join(parts)})"
 

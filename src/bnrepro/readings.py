@@ -150,6 +150,7 @@ def final_loss_decades(runs: dict[tuple[str, float], Sequence[RunRecord]]) -> di
     return out
 
 
+_BOTH = {True: "yes", False: "no", None: "not judged"}
 _SHORT = {"reproduced": "yes", "partly reproduced": "partly", "not reproduced": "no"}
 
 
@@ -175,5 +176,5 @@ def variants_markdown(judged: Sequence[Judged]) -> str:
             f64 = (f"{FLIPS} under loss scale " + ", ".join(f"{c:g}" for c in flips) if flips else "same verdicts"
                    if any(d == "float64" for _, d, _ in v.verdicts) else "not rerun")
             rows.append(f"| {j.section.number} | {claim.paper.replace('|', chr(92) + '|')} | {_figures(claim.paper)} "
-                        f"| " + " | ".join(cells) + f" | {'yes' if v.holds_under_both() else 'no'} | {f64} |")
+                        f"| " + " | ".join(cells) + f" | {_BOTH[v.holds_under_both()]} | {f64} |")
     return "\n".join(rows)
