@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import bnrepro.train as train_mod
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
@@ -12,3 +14,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def capture_models(monkeypatch) -> list:
+    """Make train() hand out the models it builds, so a test can compare the final weights and buffers."""
+    built, real = [], train_mod.build_model
+
+    def build(*args, **kw):
+        built.append(real(*args, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(train_mod, "build_model", build)
+    return built

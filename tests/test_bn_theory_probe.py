@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import bnrepro.train as train_mod
+from conftest import capture_models
 from bnrepro import theory as T
 from bnrepro.data import load_cifar10
 from bnrepro.experiments import Spec, make_config
@@ -113,16 +113,6 @@ def test_bn_theory_field_leaves_older_configs_their_identity():
     assert on.to_dict()["bn_theory"] is True and RunConfig.from_dict(on.to_dict()) == on
 
 
-def _capture_models(monkeypatch) -> list:
-    built, real = [], train_mod.build_model
-
-    def build(*args, **kw):
-        built.append(real(*args, **kw))
-        return built[-1]
-
-    monkeypatch.setattr(train_mod, "build_model", build)
-    return built
-
 
 @pytest.mark.parametrize("spec,short", [(Spec("vgg", "batch", 0.1), dict(steps=12, probe_every=5, eval_every=6)),
                                         (Spec("dln", "batch", 1e-6), dict(steps=40, probe_every=15))],
@@ -130,7 +120,7 @@ def _capture_models(monkeypatch) -> list:
 def test_probe_never_changes_the_run(spec, short, data, monkeypatch):
     """With and without the probe (every other probe on in both), the run ends bit for bit equal: the same arrays,
     final parameters and BatchNorm running statistics."""
-    built = _capture_models(monkeypatch)
+    built = capture_models(monkeypatch)
     base = dataclasses.replace(make_config(spec, "smoke", data=SYNTH), **short)
     with_probe = train(dataclasses.replace(base, bn_theory=True), data)
     without = train(dataclasses.replace(base, bn_theory=False), data)

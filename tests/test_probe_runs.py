@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import bnrepro.train as train_mod
+from conftest import capture_models
 from bnrepro.data import load_cifar10
 from bnrepro.probes.landscape import DLN_GRID, VGG_GRID
 from bnrepro.train import RunConfig, train
@@ -35,17 +35,6 @@ def dln(**kw) -> RunConfig:
     return RunConfig(**{**dict(model="dln", norm="batch", lr=1e-6, steps=40, probe_every=15, data="gaussian",
                                landscape_grid=DLN_GRID, budget="test"), **kw})
 
-
-def capture_models(monkeypatch) -> list:
-    """Make train() hand out the models it builds, so a test can compare the final weights and buffers."""
-    built, real = [], train_mod.build_model
-
-    def build(*args, **kw):
-        built.append(real(*args, **kw))
-        return built[-1]
-
-    monkeypatch.setattr(train_mod, "build_model", build)
-    return built
 
 
 CASES = [vgg("none"), vgg("batch"), vgg("noisy"), dln(), dln(dtype="float64")]

@@ -11,6 +11,7 @@ import torch
 import bnrepro.budgets as budgets
 import bnrepro.experiments as experiments
 import bnrepro.train as train_mod
+from conftest import capture_models
 from bnrepro.budgets import get_budget
 from bnrepro.data import load_cifar10
 from bnrepro.experiments import Spec, data_root, get_run, make_config, resolve_budget
@@ -44,17 +45,6 @@ def assert_same_arrays(a: RunRecord, b: RunRecord):
     for k in a.arrays:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k], equal_nan=True), k
 
-
-def capture_models(monkeypatch) -> list:
-    """Make train() hand out the models it builds, so a test can inspect the final weights and buffers."""
-    built, real = [], train_mod.build_model
-
-    def build(*args, **kw):
-        built.append(real(*args, **kw))
-        return built[-1]
-
-    monkeypatch.setattr(train_mod, "build_model", build)
-    return built
 
 
 # --- learning and determinism ---------------------------------------------------------------------------------------

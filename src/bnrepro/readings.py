@@ -89,10 +89,9 @@ def sharpness_summary(rec: RunRecord) -> dict[str, float]:
             "rises": float(np.mean(np.diff(loss) > 0)) if len(loss) > 1 else 0.0}
 
 
-def sharpness_figure(runs: dict[float, Sequence[Sequence[RunRecord]]]) -> Figure:
-    """One panel per reading: the top Hessian eigenvalue ÷ (2/LR) over training (log y), standard and BatchNorm at
-    each learning rate, one thin line per seed; the dashed line at 1 is the stability limit of gradient descent.
-    `runs[c]` holds, per (norm, LR), the runs of every seed."""
+def _reading_panels(runs: dict[float, Sequence[Sequence[RunRecord]]], series, ylabel: str, mark=None) -> Figure:
+    """One panel per reading (log y): `series(rec)` -> (x, y) for every run, one thin line per seed, coloured by
+    norm and dashed by learning rate; `mark(ax, cfg, style)` adds something per (norm, LR) if given."""
     fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 3.6), squeeze=False, sharey=True)
     lrs = sorted({seeds[0].config["lr"] for group in runs.values() for seeds in group}, reverse=True)
     for ax, (c, groups) in zip(axes[0], runs.items()):
@@ -100,38 +99,41 @@ def sharpness_figure(runs: dict[float, Sequence[Sequence[RunRecord]]]) -> Figure
             cfg = seeds[0].config
             style = {"color": COLORS[cfg["norm"]], "linestyle": ("-", "--", ":")[lrs.index(cfg["lr"]) % 3]}
             for i, rec in enumerate(seeds):
-                r = sharpness_ratio(rec)
-                ok = np.isfinite(r)
-                ax.plot(rec["probe_step"][ok], r[ok], lw=1, alpha=0.8,
+                ax.plot(*series(rec), lw=1, alpha=0.8,
                         label=f"{NAMES[cfg['norm']]}, LR {cfg['lr']:g}" if i == 0 else None, **style)
-        ax.axhline(1, color="0.5", lw=1, ls="--")
+            if mark:
+                mark(ax, cfg, style)
         ax.set(yscale="log", xlabel="training steps", title=f"loss = {READINGS[c]}")
-    axes[0][0].set_ylabel("top Hessian eigenvalue ÷ (2/LR)")
+    axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def sharpness_figure(runs: dict[float, Sequence[Sequence[RunRecord]]]) -> Figure:
+    """One panel per reading: the top Hessian eigenvalue ÷ (2/LR) over training (log y), standard and BatchNorm at
+    each learning rate, one thin line per seed; the dashed line at 1 is the stability limit of gradient descent.
+    `runs[c]` holds, per (norm, LR), the runs of every seed."""
+    def series(rec: RunRecord):
+        r = sharpness_ratio(rec)
+        ok = np.isfinite(r)
+        return rec["probe_step"][ok], r[ok]
+
+    fig = _reading_panels(runs, series, "top Hessian eigenvalue ÷ (2/LR)")
+    for ax in fig.axes:
+        ax.axhline(1, color="0.5", lw=1, ls="--")
     return fig
 
 
 def loss_figure(runs: dict[float, Sequence[Sequence[RunRecord]]], paper: dict[tuple[str, float], float]) -> Figure:
     """One panel per reading: the training loss over steps (log y), one thin line per seed, with the paper's final
     losses (`paper[(norm, lr)]`, read off its figures) as markers at the last step."""
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 3.6), squeeze=False, sharey=True)
-    lrs = sorted({seeds[0].config["lr"] for group in runs.values() for seeds in group}, reverse=True)
-    for ax, (c, groups) in zip(axes[0], runs.items()):
-        for seeds in groups:
-            cfg = seeds[0].config
-            style = {"color": COLORS[cfg["norm"]], "linestyle": ("-", "--", ":")[lrs.index(cfg["lr"]) % 3]}
-            for i, rec in enumerate(seeds):
-                ax.plot(np.arange(1, len(rec["train_loss"]) + 1), rec["train_loss"], lw=1, alpha=0.8,
-                        label=f"{NAMES[cfg['norm']]}, LR {cfg['lr']:g}" if i == 0 else None, **style)
-            if (cfg["norm"], cfg["lr"]) in paper:
-                ax.plot([cfg["steps"]], [paper[cfg["norm"], cfg["lr"]]], marker="o", ms=7, mfc="none",
-                        color=style["color"])
-        ax.set(yscale="log", xlabel="training steps", title=f"loss = {READINGS[c]}")
-    axes[0][0].set_ylabel("training loss (circles: the paper's)")
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return fig
+    def mark(ax, cfg: dict, style: dict) -> None:
+        if (cfg["norm"], cfg["lr"]) in paper:
+            ax.plot([cfg["steps"]], [paper[cfg["norm"], cfg["lr"]]], marker="o", ms=7, mfc="none", color=style["color"])
+
+    return _reading_panels(runs, lambda rec: (np.arange(1, len(rec["train_loss"]) + 1), rec["train_loss"]),
+                           "training loss (circles: the paper's)", mark)
 
 
 #: The paper's final DLN training losses read off its figures (Figures 3b, 5b, 13a; /work/shared/paper.md §4).
