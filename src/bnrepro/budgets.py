@@ -31,6 +31,8 @@ class Budget:
     default_data: str | None
     # The paper sections whose runs this budget records (None: every section); `book-runs` computes only these.
     sections: tuple[str, ...] | None = None
+    # --- the CIFAR-10 ResNet of Part IV (ResNet-20; its steps, batch, LR schedule and probes are the VGG's) ---
+    resnet_width: float = 1.0  # channel multiplier: 1.0 is He et al.'s 16-32-64
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +45,7 @@ BUDGETS: dict[str, Budget] = {
         vgg_arch="vgg16", vgg_width=1 / 16, vgg_steps=30, vgg_batch_size=32,
         eval_every=15, test_limit=256, train_limit=1024, vgg_probe_every=10,
         dln_steps=200, dln_samples=1000, dln_probe_every=50,
-        default_data="synthetic",
+        default_data="synthetic", resnet_width=1 / 4,
     ),
     "cpu": Budget(
         name="cpu",
@@ -52,7 +54,8 @@ BUDGETS: dict[str, Budget] = {
         vgg_arch="vgg16", vgg_width=1 / 8, vgg_steps=2500, vgg_batch_size=128,
         eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
-        default_data=None,
+        # ResNet-20 at half width (8-16-32 channels, 68k weights) trains about as fast as the 1/8-width VGG on a CPU
+        default_data=None, resnet_width=1 / 2,
     ),
     "cpu15k": Budget(
         name="cpu15k",
@@ -62,7 +65,7 @@ BUDGETS: dict[str, Budget] = {
         # probes every 250 steps: Figure 1c's step labels 2,000, 6,000, 10,000 and 14,000 are among them
         eval_every=500, test_limit=None, train_limit=None, vgg_probe_every=250,
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
-        default_data=None, sections=("2.1",),
+        default_data=None, sections=("2.1",), resnet_width=1 / 2,
     ),
     "paper": Budget(
         name="paper",

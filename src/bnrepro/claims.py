@@ -132,6 +132,7 @@ class Section:
     specs: tuple[Spec, ...]
     rules: tuple[Rule, ...]
     first_seed_only: bool = False  # judged at the figures' seed only (its probes are recorded there only)
+    variants: bool = True  # its DLN runs also run under the other loss-scale readings and in float64 (`readings`)
 
     def __post_init__(self):
         missing = {s for r in self.rules for s in r.specs} - set(self.specs)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .budgets import BUDGET_ORDER, get_budget
-from .models import NORMS, VGG_CONFIGS
+from .models import NORMS, RESNET_BLOCKS, VGG_CONFIGS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,8 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--budget", default="cpu", choices=BUDGET_ORDER,
                    help="size preset from bnrepro.budgets (default: cpu): smoke = seconds on CPU, "
                         "cpu = narrow VGG on two cores, paper = the paper's setup for a GPU")
-    t.add_argument("--model", default=None, choices=[*VGG_CONFIGS, "dln"],
-                   help="network: a VGG for CIFAR-10 or the 25-layer deep linear network (default: the budget's VGG)")
+    t.add_argument("--model", default=None, choices=[*VGG_CONFIGS, *RESNET_BLOCKS, "dln"],
+                   help="network: a VGG or a ResNet for CIFAR-10, or the 25-layer deep linear network (default: the "
+                        "budget's VGG)")
     t.add_argument("--norm", default="batch", choices=NORMS,
                    help="normalisation after each conv/linear map: none, batch (BatchNorm), noisy (Algorithm 1), "
                         "l1, l2, linf (Section 3.3); default batch")
@@ -105,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.download:
                 from .data import load_cifar10
                 load_cifar10(root, download=True)
-            cfg = make_config(Spec("dln" if model == "dln" else "vgg", args.norm, lr), budget, args.seed,
-                              data_kind(root))
-            if model != "dln" and args.model:
+            kind = model if model == "dln" or model in RESNET_BLOCKS else "vgg"
+            cfg = make_config(Spec(kind, args.norm, lr), budget, args.seed, data_kind(root))
+            if kind == "vgg" and args.model:
                 cfg = dataclasses.replace(cfg, model=args.model)
             if args.steps is not None:
                 cfg = dataclasses.replace(cfg, steps=args.steps)

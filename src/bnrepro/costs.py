@@ -25,7 +25,7 @@ from .probes.ics import measure_ics
 from .probes.landscape import DLN_GRID, VGG_GRID, measure_landscape, preferred_mode
 from .probes.weight_norms import WeightNormRecorder
 from .records import environment
-from .train import cpu_settings, dln_loss, pick_device
+from .train import device_settings, dln_loss, pick_device
 
 
 def _context(model: str, budget: str, device: torch.device) -> tuple[ProbeContext, tuple[float, ...]]:
@@ -80,7 +80,7 @@ def _timed_against_step(model: str, budget: str, device: str | None, repeats: in
     """Best-of-`repeats` times in ms of one training step ("step") and of each function `probes(ctx, grid)` makes
     on the budget's BatchNorm network, under training's CPU settings; and the device's name."""
     dev = pick_device(device)
-    with cpu_settings(model == "dln", dev):
+    with device_settings(model == "dln", dev):
         ctx, grid = _context(model, budget, dev)
         t = time_calls({"step": _step_fn(ctx), **probes(ctx, grid)}, repeats, dev)
         name = environment(dev)["device_name"]

@@ -27,13 +27,18 @@ DLN_ICS_LAYERS = (9, 17)  # Figure 3b
 #: plain sum is measured in the book's appendix on the DLN (bnrepro.readings): with the plain sum the standard DLN
 #: at the paper's LR 1e-6 trains at the edge of stability, where float rounding decides whether it diverges.
 DLN_LOSS_SCALE = 0.1
+#: Part IV's learning-rate sweep adds these to the paper's LRs (VGG 0.01, 0.1, 0.5; DLN 1e-7, 1e-6).
+SWEEP_LRS = {"vgg": (0.02, 0.05, 0.2), "dln": (3e-7, 3e-6)}
+#: The probes Part IV's runs carry besides the book's: curvature (batch sharpness at every probed step, the top
+#: Hessian eigenvalue by Lanczos at every fourth), per-layer weight norms, the landscape along random directions.
+PART4_PROBES = {"curvature_iters": 20, "curvature_every": 4, "weight_norms": True, "random_dirs": 3}
 
 
 @dataclass(frozen=True)
 class Spec:
     """A run the book needs, independent of budget and seed."""
 
-    model: str  # "vgg" (the budget's VGG) or "dln"
+    model: str  # "vgg" (the budget's VGG), "dln" or a ResNet name ("resnet20", at the budget's `resnet_width`)
     norm: str
     lr: float
     loss_scale: float = 1.0  # the DLN's loss is this times the summed squared error (`RunConfig.dln_loss_scale`)
@@ -70,11 +75,13 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
                          ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
                          dln_loss_scale=spec.loss_scale, dtype=spec.dtype, **optional_probes(spec, seed))
-    return RunConfig(model=b.vgg_arch, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps, batch_size=b.vgg_batch_size,
-                     seed=seed, width=b.vgg_width, budget=b.name, data=data, train_limit=b.train_limit,
-                     test_limit=b.test_limit, eval_every=b.eval_every, probe_every=b.vgg_probe_every,
-                     act_layers=VGG_ACT_LAYERS, ics_layers=VGG_ICS_LAYERS, ics_params=ics_params,
-                     landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec, seed))
+    vgg = spec.model == "vgg"  # a ResNet trains like the VGG and carries the landscape probes only
+    return RunConfig(model=b.vgg_arch if vgg else spec.model, norm=spec.norm, lr=spec.lr, steps=b.vgg_steps,
+                     batch_size=b.vgg_batch_size, seed=seed, width=b.vgg_width if vgg else b.resnet_width,
+                     budget=b.name, data=data, train_limit=b.train_limit, test_limit=b.test_limit,
+                     eval_every=b.eval_every, probe_every=b.vgg_probe_every,
+                     act_layers=VGG_ACT_LAYERS if vgg else (), ics_layers=VGG_ICS_LAYERS if vgg else (),
+                     ics_params=ics_params, landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec, seed))
 
 
 def optional_probes(spec: Spec, seed: int) -> dict:
@@ -83,13 +90,16 @@ def optional_probes(spec: Spec, seed: int) -> dict:
     Every DLN run: the curvature probe (batch sharpness at every probed step, the top Hessian eigenvalue at every
     fourth one), for its sharpness against 2/LR (appendix on the DLN). Section 4's probe, on the BatchNorm runs that
     Section 4 reads at the figures' seed 0: every DLN BatchNorm run, and VGG's at LR 0.1 at seed 0 only (its other
-    seeds' records predate the probe and serve the other chapters as they are).
+    seeds' records predate the probe and serve the other chapters as they are). Part IV's runs (the LR sweep's
+    new learning rates and every ResNet run) carry `PART4_PROBES`; the paper's runs it reuses keep their records.
     """
     probes = {}
-    if spec.norm == "batch" and (spec.model == "dln" or (spec.lr == 0.1 and seed == 0)):
+    if spec.norm == "batch" and (spec.model == "dln" or (spec.model == "vgg" and spec.lr == 0.1 and seed == 0)):
         probes["bn_theory"] = True
     if spec.model == "dln":
         probes |= {"curvature_iters": 20, "curvature_every": 4}
+    if spec.model.startswith("resnet") or spec.lr in SWEEP_LRS.get(spec.model, ()):
+        probes |= PART4_PROBES
     return probes
 
 
@@ -103,15 +113,17 @@ def book_specs(budget: str) -> tuple[Spec, ...]:
 
 def book_configs(budget: str, seeds: Sequence[int], data_kind: str) -> list[RunConfig]:
     """Every run the book needs at `budget` and `seeds` (seed-major), on data of `data_kind` ("cifar10" or
-    "synthetic[:N]"): each section's runs at every seed, and each DLN run also under the other loss-scale readings
-    and, at seed 0, in float64 (what `readings.variants` judges)."""
+    "synthetic[:N]"): each section's runs at every seed, and each DLN run of the paper's sections also under the
+    other loss-scale readings and, at seed 0, in float64 (what `readings.variants` judges)."""
     from .readings import DTYPES, READINGS, variant
+    from .sections import SECTIONS
 
+    paper = {s for section in SECTIONS.values() if section.variants for s in section.specs}
     out = []
     for seed in seeds:
         for spec in book_specs(budget):
             out.append(make_config(spec, budget, seed, data_kind))
-            if spec.model == "dln":
+            if spec.model == "dln" and spec in paper:
                 out += [make_config(variant(spec, c, d), budget, seed, data_kind) for c in READINGS for d in DTYPES
                         if (c, d) != (spec.loss_scale, spec.dtype) and (d == "float32" or seed == 0)]
     return list(dict.fromkeys(out))

@@ -4,6 +4,8 @@
   follows each convolution: nothing, BatchNorm, noisy BatchNorm (Algorithm 1) or an l_p normalisation (Section 3.3).
 * `DeepLinearNet`: the 25-layer deep linear network of Appendix A.1 (square 10x10 maps, no bias), optionally with
   a normalisation after each map.
+* `ResNet`: a CIFAR-10 ResNet (He et al. 2016, Sec. 4.2: ResNet-20/32/56) with the same normalisation switch, for
+  the book's question whether the paper's results carry over to residual networks (Part IV).
 
 Both number their layers from 1 as the paper does; `layers()` returns them in order so probes can address
 "layer i" (a layer is one weight map plus the normalisation that follows it).
@@ -229,6 +231,81 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+RESNET_BLOCKS = {"resnet20": 3, "resnet32": 5, "resnet56": 9}  # ResNet-(6n+2): n basic blocks per stage
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (each with its normalisation) plus the shortcut, then ReLU.
+
+    The shortcut is He et al.'s option A: the identity, or where the block halves the resolution and doubles the
+    channels, every second pixel padded with zero channels (no parameters, so every weight is a probed layer's).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, norm: str):
+        super().__init__()
+        self.first = Layer(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), make_norm(norm, cout), nn.ReLU())
+        self.second = Layer(nn.Conv2d(cout, cout, 3, padding=1), make_norm(norm, cout), None)
+        self.stride, self.pad = stride, cout - cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        short = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        if self.pad:
+            short = nn.functional.pad(short, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return torch.relu(self.second(self.first(x)) + short)
+
+
+class ResNet(nn.Module):
+    """A CIFAR-10 ResNet-(6n+2): a 3x3 conv, three stages of n basic blocks (16, 32, 64 channels times `width`;
+    the second and third start at stride 2), global average pooling and a linear classifier.
+
+    Weights are Glorot-uniform like the paper's networks. `residual_init="zero"` starts the second convolution of
+    every block at zero, so that each block starts as the identity: without it and without normalisation the
+    residual stream's variance doubles in every block (2^9 over ResNet-20's nine blocks) and the network does not
+    train at LR 0.1. The default, None, is "zero" for `norm="none"` and "glorot" otherwise (the usual BN ResNet).
+    Layer i (1-based) is the i-th convolution in forward order with its normalisation; the classifier is the last.
+    """
+
+    def __init__(self, arch: str = "resnet20", norm: str = "none", width: float = 1.0, num_classes: int = 10,
+                 residual_init: str | None = None):
+        super().__init__()
+        if arch not in RESNET_BLOCKS:
+            raise ValueError(f"unknown ResNet {arch!r}: choose one of {', '.join(RESNET_BLOCKS)}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+        residual_init = residual_init or ("zero" if norm == "none" else "glorot")
+        if residual_init not in ("zero", "glorot"):
+            raise ValueError(f"unknown residual_init {residual_init!r}: choose zero or glorot")
+        self.arch, self.norm_kind, self.width, self.residual_init = arch, norm, width, residual_init
+        widths = [max(1, round(c * width)) for c in (16, 32, 64)]
+        self.stem = Layer(nn.Conv2d(3, widths[0], 3, padding=1), make_norm(norm, widths[0]), nn.ReLU())
+        blocks, cin = [], widths[0]
+        for stage, cout in enumerate(widths):
+            for i in range(RESNET_BLOCKS[arch]):
+                blocks.append(BasicBlock(cin, cout, 2 if stage > 0 and i == 0 else 1, norm))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(cin, num_classes)
+        glorot_init_(self)
+        if residual_init == "zero":
+            for block in self.blocks:
+                nn.init.zeros_(block.second.linear.weight)
+        for i, layer in enumerate(self.conv_layers()):
+            if isinstance(layer.norm, NoisyBatchNorm):
+                layer.norm.layer_index = i + 1
+        self.to(memory_format=torch.channels_last)
+
+    def conv_layers(self) -> list[Layer]:
+        return [self.stem, *(layer for block in self.blocks for layer in (block.first, block.second))]
+
+    def layers(self) -> list[nn.Module]:
+        """The layers in order: every conv (with its norm), then the classifier."""
+        return [*self.conv_layers(), self.classifier]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(x))
+        return self.classifier(x.mean(dim=(2, 3)))
+
+
 class DeepLinearNet(nn.Module):
     """k square linear maps without bias, x -> W_k ... W_1 x, optionally normalised after each map.
 
@@ -266,7 +343,11 @@ def dln_data(n: int = 1000, dim: int = 10, seed: int = 0) -> tuple[torch.Tensor,
 
 
 def build_model(model: str, norm: str, width: float = 1.0) -> nn.Module:
-    """`model` is a VGG name (vgg11/13/16/19) or "dln"."""
+    """`model` is a VGG name (vgg11/13/16/19), a ResNet name (resnet20/32/56) or "dln"."""
     if model == "dln":
         return DeepLinearNet(norm=norm)
-    return VGG(model, norm=norm, width=width)
+    if model in RESNET_BLOCKS:
+        return ResNet(model, norm=norm, width=width)
+    if model in VGG_CONFIGS:
+        return VGG(model, norm=norm, width=width)
+    raise ValueError(f"unknown model {model!r}: choose one of {', '.join([*VGG_CONFIGS, *RESNET_BLOCKS, 'dln'])}")

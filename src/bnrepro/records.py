@@ -60,6 +60,8 @@ def environment(device) -> dict:
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
+    if not commit and os.environ.get("BNREPRO_GIT_COMMIT"):  # a copy of the checkout without .git (a remote GPU)
+        commit, dirty = os.environ["BNREPRO_GIT_COMMIT"], None
     dev = torch.device(device)
     env = {
         "bnrepro": bnrepro.__version__, "git_commit": commit, "git_dirty_src": dirty,

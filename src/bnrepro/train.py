@@ -42,7 +42,7 @@ class RunConfig:
     steps: int = 15_000
     batch_size: int = 128  # VGG minibatch; the DLN always uses the full batch of dln_samples
     seed: int = 0
-    width: float = 1.0  # VGG channel multiplier
+    width: float = 1.0  # channel multiplier of the VGG or ResNet
     budget: str = "custom"
     data: str = "cifar10"  # data kind: "cifar10" (any copy; the record names which) or "synthetic:N"
     augment: bool = False  # the paper trains without augmentation
@@ -217,23 +217,32 @@ def train(cfg: RunConfig, data=None, *, device: str | torch.device | None = None
     it then returns None.
     """
     device = pick_device(device)
-    with cpu_settings(cfg.is_dln, device):
+    with device_settings(cfg.is_dln, device):
         return _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after)
 
 
 @contextmanager
-def cpu_settings(is_dln: bool, device: torch.device):
-    """The CPU settings training runs under (timings of training steps use them too); the thread count is restored
-    on exit."""
+def device_settings(is_dln: bool, device: torch.device):
+    """The settings training runs under (timings of training steps use them too), restored on exit.
+
+    On CUDA, TF32 is off: float32 means float32, as on the paper's 2018 GPUs and on a CPU (TF32's 10-bit mantissa
+    would swamp the small gradient changes the landscape probe measures). Records name the setting (`environment`).
+    """
     threads = torch.get_num_threads()
+    tf32 = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # denormal floats slow CPU math ~30x once the DLN's gradients get tiny
         if is_dln:
             torch.set_num_threads(1)  # the DLN's 10-wide ops are too small for threads: 2 threads ran 6x slower
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+        torch.backends.cudnn.allow_tf32 = tf32[0]
+        torch.set_float32_matmul_precision(tf32[1])
 
 
 def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after):

@@ -15,7 +15,7 @@ from ..experiments import get_run, make_config, resolve_budget
 from ..records import RunStore
 
 #: The section modules in book order.
-MODULES = ("sec21", "sec22", "sec31", "sec33", "sec4")
+MODULES = ("sec21", "sec22", "sec31", "sec33", "sec4", "beyond_lr", "beyond_more")
 
 #: Paper section number ("2.1") -> its `Section`.
 SECTIONS: dict[str, Section] = {s.number: s for s in (import_module(f"{__name__}.{m}").SECTION for m in MODULES)}
