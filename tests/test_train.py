@@ -12,6 +12,7 @@ import bnrepro.budgets as budgets
 import bnrepro.experiments as experiments
 import bnrepro.train as train_mod
 from conftest import capture_models
+from bnrepro import report
 from bnrepro.budgets import get_budget
 from bnrepro.data import load_cifar10
 from bnrepro.experiments import Spec, data_root, get_run, make_config, resolve_budget
@@ -238,6 +239,23 @@ def test_environment_is_read_when_the_run_starts_and_kept_across_a_resume(data, 
     rec = train(cfg, data, checkpoint=ckpt)
     assert rec.env["git_commit"] == "start"
     assert rec.env["resumed_under"] == {"git_commit": "later", "git_dirty_src": False}
+
+
+def test_a_run_resumed_on_another_machine_names_both(data, tmp_path, monkeypatch):
+    """A run started on a GPU and finished on a CPU (from its checkpoint) keeps the GPU as its device and names the
+    CPU it finished on; the provenance table shows both."""
+    envs = iter([{"git_commit": "c", "git_dirty_src": False, "device": "cuda", "device_name": "GPU A"},
+                 {"git_commit": "c", "git_dirty_src": False, "device": "cpu", "device_name": "CPU B",
+                  "cpu_capability": "AVX2", "threads": 1}])
+    monkeypatch.setattr(train_mod, "environment", lambda device: next(envs))
+    cfg = tiny_vgg("batch", steps=6)
+    ckpt = tmp_path / "run.pt"
+    assert train(cfg, data, checkpoint=ckpt, stop_after=3) is None
+    rec = train(cfg, data, checkpoint=ckpt)
+    assert rec.env["device_name"] == "GPU A"
+    assert rec.env["resumed_under"]["device_name"] == "CPU B" and rec.env["resumed_under"]["threads"] == 1
+    rec.env |= {"bnrepro": "x", "torch": "t", "python": "p"}
+    assert "GPU A, finished on CPU B" in report.provenance_markdown([rec])
 
 
 class CrashingData:

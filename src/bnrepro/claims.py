@@ -113,6 +113,11 @@ class Rule:
     measure: Callable[[Runs], dict[str, float]]
     judge: Callable[[Mapping[str, float]], Judgement]
     describe: Callable[[Mapping[str, float]], str]
+    min_steps: int = 0  # judged only on runs this long (a claim about the paper's schedule, e.g. 15,000 steps)
+
+    def applies(self, runs: Runs) -> bool:
+        """The runs are long enough for this rule (every run this rule reads has at least `min_steps` steps)."""
+        return all(runs[s.model, s.norm, s.lr].config["steps"] >= self.min_steps for s in self.specs)
 
     def apply(self, runs: Runs) -> Claim:
         """The claim judged on `runs` (any mapping holding this rule's specs, e.g. runs of another seed or under
@@ -140,8 +145,8 @@ class Section:
             raise ValueError(f"section {self.number}: its rules read runs it does not list: {sorted(map(str, missing))}")
 
     def claims(self, runs: Runs) -> list[Claim]:
-        """Every rule applied to one set of runs."""
-        return [rule.apply(runs) for rule in self.rules]
+        """Every rule applied to one set of runs, but those the runs are too short for (`Rule.min_steps`)."""
+        return [rule.apply(runs) for rule in self.rules if rule.applies(runs)]
 
 
 FLIPS = "flips with rounding"

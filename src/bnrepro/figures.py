@@ -91,14 +91,18 @@ def activation_arrays(rec: RunRecord, point: str = "post") -> tuple[np.ndarray, 
 
 
 def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int = 12,
-          xlim: tuple[float, float] | None = None, point: str = "post") -> None:
+          xlim: tuple[float, float] | None = None, point: str = "post", at: Sequence[int] | None = None) -> None:
     """Ridge plot of one random unit of `layer` over training: one density per recorded step (earliest at the
-    bottom), up to step `upto` (inclusive); the newest line shown is drawn darker."""
+    bottom), `n_lines` of them spread over training or, with `at`, the recorded steps nearest those, up to step
+    `upto` (inclusive); the newest line shown is drawn darker."""
     k = list(rec["act_layers"]).index(layer)
     steps, qs = rec["act_step"], activation_arrays(rec, point)[0][:, k, :]
     keep = np.isfinite(qs).all(axis=1)
     steps, qs = steps[keep], qs[keep]
-    idx = np.unique(np.linspace(0, len(steps) - 1, min(n_lines, len(steps))).round().astype(int))
+    if at is not None:
+        idx = np.unique([int(np.abs(steps - s).argmin()) for s in at]) if len(steps) else np.zeros(0, int)
+    else:
+        idx = np.unique(np.linspace(0, len(steps) - 1, min(n_lines, len(steps))).round().astype(int))
     if upto is not None:
         idx = idx[steps[idx] <= upto]
     lo, hi = xlim or _span(qs)
@@ -124,9 +128,11 @@ def _span(qs: np.ndarray) -> tuple[float, float]:
 
 
 def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto: int | None = None,
-                         n_lines: int = 12, points: Sequence[str] | None = None) -> Figure:
+                         n_lines: int = 12, points: Sequence[str] | None = None,
+                         at: Sequence[int] | None = None) -> Figure:
     """Figure 1(c) / 2-right / 6: for each run (rows) and layer (columns), the ridge plot of one random unit,
-    observed at `points[i]` for run i ("post", the default: after the normalisation; "pre": before it)."""
+    observed at `points[i]` for run i ("post", the default: after the normalisation; "pre": before it); at the
+    recorded steps nearest `at` if given (e.g. Figure 1c's 2,000, 6,000, 10,000 and 14,000)."""
     points = points or ["post"] * len(runs)
     fig, axes = plt.subplots(len(runs), len(layers), figsize=(3.0 * len(layers) + 0.6, 2.4 * len(runs)),
                              squeeze=False)
@@ -139,7 +145,7 @@ def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto:
             if len(finite) == 0:
                 ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
             else:
-                ridge(ax, r, layer, upto, n_lines, _span(finite), point)
+                ridge(ax, r, layer, upto, n_lines, _span(finite), point, at)
             where = "" if r.config["norm"] == "none" else f", {POINTS[point][2]}"
             ax.set_title(f"{label(r)}\nlayer #{layer}, unit {r['act_units'][k]}{where}", fontsize=8)
             if j == 0:

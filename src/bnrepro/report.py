@@ -105,8 +105,11 @@ def provenance_markdown(records: Sequence[RunRecord]) -> str:
         arithmetic = ", ".join([c.get("dtype", "float32"), r.env.get("cpu_capability", f"capability {NOT_RECORDED}"),
                                 f"{threads} thread{'s' if threads != 1 else ''}" if threads else
                                 f"threads {NOT_RECORDED}"])
+        device = r.env["device_name"]
+        if r.env.get("resumed_under", {}).get("device_name", device) != device:
+            device += f", finished on {r.env['resumed_under']['device_name']}"
         rows.append(f"| {run} | {c['budget']} | {c['seed']} | {r.summary['steps_done']}/{c['steps']} | {r.status} "
-                    f"| {r.env['device_name']} | {arithmetic} | {r.summary['wall_time_s']:.0f} s |")
+                    f"| {device} | {arithmetic} | {r.summary['wall_time_s']:.0f} s |")
 
     def distinct(values) -> str:
         return ", ".join(dict.fromkeys(str(v) for v in values))

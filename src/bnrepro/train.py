@@ -269,6 +269,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optim"])
         st = _State(**{k: saved["state"][k] for k in ("step", "wall", "losses", "accs", "evals", "probes")})
+        st.probes = {k: [t.cpu() for t in v] for k, v in st.probes.items()}  # probes keep their values on the CPU
         env = _resumed_env(saved.get("env", env), env)  # checkpoints older than this field hold no environment
         if norms:
             norms.values.copy_(saved["weight_norms"])
@@ -372,11 +373,18 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
     return record
 
 
+RESUME_KEYS = ("git_commit", "git_dirty_src", "device", "device_name", "torch", "cpu_model", "cpu_capability",
+               "threads")
+
+
 def _resumed_env(started: dict, now: dict) -> dict:
-    """The environment of a resumed run: the one it started under, plus the code it finished under if that differs."""
+    """The environment of a resumed run: the one it started under, plus, under "resumed_under", the code and machine
+    it finished under if they differ (commit, device, PyTorch, CPU and its arithmetic)."""
     env = dict(started)
     if (now["git_commit"], now["git_dirty_src"]) != (started["git_commit"], started["git_dirty_src"]):
         env["resumed_under"] = {"git_commit": now["git_commit"], "git_dirty_src": now["git_dirty_src"]}
+    if now.get("device_name") != started.get("device_name"):
+        env["resumed_under"] = {k: now.get(k) for k in RESUME_KEYS}
     return env
 
 

@@ -1,17 +1,359 @@
-"""Part IV, page 1: does BatchNorm's "effective beta" just track 2/LR? Sharpness, learning-rate robustness and
-scale invariance, on a learning-rate sweep of VGG and the deep linear network, standard and BatchNorm.
+"""Part IV, page 1: does BatchNorm's "effective beta" just track 2/LR? Sharpness, learning-rate robustness and scale
+invariance, on a learning-rate sweep of VGG and the deep linear network, standard and BatchNorm.
+
+Cohen et al. (ICLR 2021) found that under full-batch gradient descent the top Hessian eigenvalue rises to about
+2/LR and hovers there ("edge of stability"); Andreyev and Beneventano (arXiv 2412.20553) found that under minibatch
+SGD the batch sharpness g^T H g / ||g||^2 settles at 2/LR. If BatchNorm's effective beta (Section 3.1) is 2/LR at
+every learning rate, the smoothness it measures is set by the step size. Each quantity is summarised per run as its
+median over the second half of training ("late"), divided by 2/LR.
 """
 
 from __future__ import annotations
 
-from ..claims import Section
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..claims import Check, Rule, Runs, Section, grade
 from ..experiments import DLN_LOSS_SCALE, SWEEP_LRS, Spec
+from ..figures import COLORS, smooth
+from ..probes.weight_norms import scale_invariance_residuals
+from ..records import RunRecord
+from .sec31 import measures
 
 #: The sweep: the paper's learning rates (whose runs the other chapters already have) plus `SWEEP_LRS`.
 LRS = {"vgg": tuple(sorted((0.01, 0.1, 0.5) + SWEEP_LRS["vgg"])), "dln": tuple(sorted((1e-7, 1e-6) + SWEEP_LRS["dln"]))}
 NORMS = ("none", "batch")
 SPECS = {(m, n, lr): Spec(m, n, lr, DLN_LOSS_SCALE if m == "dln" else 1.0) for m in LRS for lr in LRS[m]
          for n in NORMS}
+#: A VGG run "trains" at a learning rate if it does not diverge and ends above this training accuracy (%): five
+#: times chance, well below what any working run reaches in 2,500 steps.
+TRAINS_ACC = 50.0
+#: The late-training ratio to 2/LR counts as "at 2/LR" within this factor either way.
+FACTOR = 3.0
+QUANTITIES = {"beta": "effective beta (Sec. 3.1)", "sharpness": "batch sharpness gᵀHg/‖g‖²",
+              "eigenvalue": "top Hessian eigenvalue"}
+
+
+def series(rec: RunRecord, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+    """(probed steps, values) of `quantity` ("beta", "sharpness" or "eigenvalue") where recorded and finite; empty
+    for a quantity the run does not carry (the paper's runs reused here have no curvature probe)."""
+    if quantity == "beta":
+        x, y = rec["probe_step"], measures(rec)["beta"]
+    elif f"curvature_{quantity}" in rec.arrays:
+        x, y = rec["probe_step"], rec[f"curvature_{quantity}"].astype(float)
+    else:
+        return np.zeros(0), np.zeros(0)
+    keep = np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def late_ratio(rec: RunRecord, quantity: str) -> float:
+    """Median of `quantity` over the second half of training, divided by 2/LR (NaN if not recorded or diverged)."""
+    x, y = series(rec, quantity)
+    late = y[x >= rec.config["steps"] / 2]
+    if rec.status == "diverged" or len(late) == 0:
+        return float("nan")
+    return float(np.median(late) * rec.config["lr"] / 2)
+
+
+def trains(rec: RunRecord) -> bool:
+    """A VGG run trains if it does not diverge and ends above `TRAINS_ACC`; a DLN run if it does not diverge and
+    ends below a tenth of its initial loss."""
+    if rec.status == "diverged":
+        return False
+    if rec.config["model"] == "dln":
+        loss = rec["train_loss"]
+        return bool(loss[-1] < loss[0] / 10)
+    return 100 * rec.summary["final_train_acc"] > TRAINS_ACC
+
+
+def _runs(runs: Runs, model: str, norm: str) -> list[RunRecord]:
+    return [runs[model, norm, lr] for lr in LRS[model]]
+
+
+def tracking(recs: Sequence[RunRecord], quantity: str = "beta") -> dict[str, float]:
+    """How `quantity` follows 2/LR over the runs that train: the slope of log10(late median) against log10(LR)
+    (-1: proportional to 1/LR), and the late ratios to 2/LR, smallest and largest."""
+    pts = [(r.config["lr"], late_ratio(r, quantity)) for r in recs if trains(r)]
+    pts = [(lr, q) for lr, q in pts if np.isfinite(q) and q > 0]
+    if len(pts) < 2:
+        return {"slope": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": float(len(pts))}
+    lr, q = np.array(pts).T
+    slope = np.polyfit(np.log10(lr), np.log10(q * 2 / lr), 1)[0]
+    return {"slope": float(slope), "lo": float(q.min()), "hi": float(q.max()), "n": float(len(pts))}
+
+
+def _measure_tracks(norm: str):
+    def measure(runs: Runs) -> dict[str, float]:
+        return {f"{m}_{k}": v for m in LRS for k, v in tracking(_runs(runs, m, norm)).items()}
+    return measure
+
+
+def _track_checks(v: Mapping[str, float], model: str) -> list[Check]:
+    return [Check(f"{model} slope of log beta against log LR", v[f"{model}_slope"], ">=", -1.25),
+            Check(f"{model} slope of log beta against log LR", v[f"{model}_slope"], "<=", -0.75),
+            Check(f"{model} smallest beta ÷ (2/LR)", v[f"{model}_lo"], ">=", 1 / FACTOR),
+            Check(f"{model} largest beta ÷ (2/LR)", v[f"{model}_hi"], "<=", FACTOR)]
+
+
+def _judge_tracks(v):
+    return grade(_track_checks(v, "vgg") + _track_checks(v, "dln"), [_track_checks(v, "vgg"), _track_checks(v, "dln")])
+
+
+def _describe_tracks(v) -> str:
+    return "; ".join(f"{name}: beta ∝ LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.2g} to "
+                     f"{v[f'{m}_hi']:.2g} over {v[f'{m}_n']:.0f} LRs" for m, name in (("vgg", "VGG"), ("dln", "DLN")))
+
+
+TRACK_RULE = ("reproduced if, for VGG and the DLN, over the learning rates at which the network trains, the late "
+              "median beta scales as LR^s with -1.25 <= s <= -0.75 and lies within a factor 3 of 2/LR at each; partly "
+              "if that holds for one of the two networks")
+TRACK_REASON = "2/LR is a prediction of order of magnitude: a factor 3 either way, and a slope within a quarter of -1"
+
+BN_BETA = Rule(
+    "iv1_bn_beta", "BatchNorm's effective beta tracks 2/LR across learning rates (the paper's Figures 4c and 10c "
+                   "show about 20 = 2/0.1 and about 1e6 ~ 2/1e-6).",
+    TRACK_RULE, TRACK_REASON, tuple(s for (_, n, _), s in SPECS.items() if n == "batch"), _measure_tracks("batch"),
+    _judge_tracks, _describe_tracks)
+
+STD_BETA = Rule(
+    "iv1_std_beta", "The standard network's effective beta tracks 2/LR too (the edge of stability predicts it for "
+                    "any network trained by gradient descent).",
+    TRACK_RULE, TRACK_REASON, tuple(s for (_, n, _), s in SPECS.items() if n == "none"), _measure_tracks("none"),
+    _judge_tracks, _describe_tracks)
+
+
+def _measure_curvature(quantity: str, models: Sequence[str]):
+    def measure(runs: Runs) -> dict[str, float]:
+        q = [late_ratio(runs[m, n, lr], quantity) for m in models for n in NORMS for lr in LRS[m]
+             if trains(runs[m, n, lr])]
+        q = np.array([x for x in q if np.isfinite(x)])
+        if len(q) == 0:
+            return {"n": 0.0, "within": 0.0, "median": float("nan"), "lo": float("nan"), "hi": float("nan")}
+        inside = (q >= 1 / 2) & (q <= 2)
+        return {"n": float(len(q)), "within": float(inside.mean()), "median": float(np.median(q)),
+                "lo": float(q.min()), "hi": float(q.max())}
+    return measure
+
+
+def _judge_curvature(v):
+    median = [Check("median ratio to 2/LR", v["median"], ">=", 0.5), Check("median ratio to 2/LR", v["median"], "<=", 2)]
+    return grade([Check("share of runs within a factor 2 of 2/LR", v["within"], ">=", 1)] + median, [median])
+
+
+def _describe_curvature(v) -> str:
+    return (f"late median ÷ (2/LR) over {v['n']:.0f} runs that train: median {v['median']:.2g}, from {v['lo']:.2g} "
+            f"to {v['hi']:.2g}; {100 * v['within']:.0f}% within a factor 2")
+
+
+CURVATURE_RULE = ("reproduced if, in every run that trains, the late median lies within a factor 2 of 2/LR; partly if "
+                  "the median over the runs does")
+SHARPNESS = Rule(
+    "iv1_sharpness", "Under minibatch SGD the batch sharpness settles at 2/LR (Andreyev & Beneventano).",
+    CURVATURE_RULE, "the papers report the quantity hovering just around 2/LR: a factor 2 either way is generous",
+    tuple(s for (m, _, lr), s in SPECS.items() if m == "vgg" and lr in SWEEP_LRS["vgg"]) + tuple(
+        s for (m, _, _), s in SPECS.items() if m == "dln"),
+    lambda runs: _measure_curvature("sharpness", ("vgg", "dln"))(
+        {k: r for k, r in runs.items() if k[0] == "dln" or k[2] in SWEEP_LRS["vgg"]}),
+    _judge_curvature, _describe_curvature)
+
+EIGEN = Rule(
+    "iv1_eigen", "Under full-batch gradient descent (the DLN) the top Hessian eigenvalue rises to about 2/LR and "
+                 "hovers there (Cohen et al.).",
+    CURVATURE_RULE, "the papers report the quantity hovering just around 2/LR: a factor 2 either way is generous",
+    tuple(s for (m, _, _), s in SPECS.items() if m == "dln"), _measure_curvature("eigenvalue", ("dln",)),
+    _judge_curvature, _describe_curvature)
+
+
+def _largest_trained(runs: Runs, norm: str) -> float:
+    ok = [lr for lr in LRS["vgg"] if trains(runs["vgg", norm, lr])]
+    return max(ok) if ok else 0.0
+
+
+def _test(rec: RunRecord) -> float:
+    return 0.0 if rec.status == "diverged" else 100 * rec.summary["final_test_acc"]
+
+
+def _measure_range(runs: Runs) -> dict[str, float]:
+    return {"bn_max": _largest_trained(runs, "batch"), "std_max": _largest_trained(runs, "none"),
+            "bn_n": float(sum(trains(runs["vgg", "batch", lr]) for lr in LRS["vgg"])),
+            "std_n": float(sum(trains(runs["vgg", "none", lr]) for lr in LRS["vgg"]))}
+
+
+LR_RANGE = Rule(
+    "iv1_lr_range", "BatchNorm lets the network train at larger learning rates (Bjorck et al.).",
+    f"reproduced if the largest LR at which VGG trains (no divergence, final training accuracy above {TRAINS_ACC:.0f}%) "
+    "is larger with BN than without",
+    "the claim is about the range, so its upper end decides", tuple(s for (m, _, _), s in SPECS.items() if m == "vgg"),
+    _measure_range, lambda v: grade([Check("BN's largest training LR against the standard's", v["bn_max"], ">",
+                                           v["std_max"])]),
+    lambda v: f"VGG trains at {v['bn_n']:.0f} of {len(LRS['vgg'])} LRs with BN (up to {v['bn_max']:g}), at "
+              f"{v['std_n']:.0f} without (up to {v['std_max']:g})")
+
+
+def _measure_gap(runs: Runs) -> dict[str, float]:
+    both = [lr for lr in LRS["vgg"] if trains(runs["vgg", "none", lr]) and trains(runs["vgg", "batch", lr])]
+    gaps = [_test(runs["vgg", "batch", lr]) - _test(runs["vgg", "none", lr]) for lr in both]
+    best = max(_test(runs["vgg", "batch", lr]) for lr in LRS["vgg"]) - max(_test(runs["vgg", "none", lr])
+                                                                            for lr in LRS["vgg"])
+    return {"common_gap": float(np.median(gaps)) if gaps else float("nan"), "best_gap": float(best),
+            "n_common": float(len(both)), "smallest_lr_gap": float(gaps[0]) if gaps else float("nan")}
+
+
+GAP = Rule(
+    "iv1_gap", "Where both networks train, BatchNorm's advantage is small: its main benefit is the larger learning "
+               "rates it allows (Bjorck et al.).",
+    "reproduced if the median test-accuracy gap (BN − standard) over the LRs at which both train is at most half the "
+    "gap between each network's best LR; partly if it is smaller than that gap",
+    "\"main benefit\": more than half of the best-against-best advantage must come from the LR range",
+    tuple(s for (m, _, _), s in SPECS.items() if m == "vgg"), _measure_gap,
+    lambda v: grade([Check("median gap where both train (points)", v["common_gap"], "<=", v["best_gap"] / 2)],
+                    [[Check("median gap where both train (points)", v["common_gap"], "<", v["best_gap"])]]),
+    lambda v: f"test accuracy BN − standard: median {v['common_gap']:+.1f} points over the {v['n_common']:.0f} LRs "
+              f"where both train ({v['smallest_lr_gap']:+.1f} at the smallest); best LR against best LR "
+              f"{v['best_gap']:+.1f}")
+
+
+def scale_residual(rec: RunRecord) -> float:
+    """Median |residual| of ||W_{t+1}||^2 = ||W_t||^2 + LR^2 ||g_t||^2 (`scale_invariance_residuals`, i.e. |cos(W, g)|)
+    over steps and the layers that feed a normalisation (all but the last)."""
+    res = np.abs(scale_invariance_residuals(rec)[:, :-1])
+    return float(np.nanmedian(res)) if rec.status != "diverged" else float("nan")
+
+
+def _measure_scale(runs: Runs) -> dict[str, float]:
+    out = {}
+    for m in LRS:
+        for n in NORMS:
+            res = [scale_residual(runs[m, n, lr]) for lr in SWEEP_LRS[m]]
+            out[f"{m}_{n}"] = float(np.nanmax(res)) if n == "batch" else float(np.nanmin(res))
+    return out
+
+
+SCALE = Rule(
+    "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD ||W_{t+1}||² = ||W_t||² + "
+                 "LR²||∇_W L||² exactly, so the effective learning rate LR/||W||² falls as the norm grows.",
+    "reproduced if, in every BN run with weight norms, the median |cos(W, ∇_W L)| (the identity's residual, see "
+    "`probes.weight_norms`) over steps and normalised layers is at most 1e-3, and the standard network's smallest is "
+    "10 times larger; partly if only the BN bound holds",
+    "BatchNorm's eps and float32 rounding leave cos(W, g) of order 1e-5 or below; 1e-3 is far above that and far "
+    "below a weight that is not scale-invariant",
+    tuple(s for (m, _, lr), s in SPECS.items() if lr in SWEEP_LRS[m]), _measure_scale,
+    lambda v: grade([Check("largest BN median |cos| (VGG)", v["vgg_batch"], "<=", 1e-3),
+                     Check("largest BN median |cos| (DLN)", v["dln_batch"], "<=", 1e-3),
+                     Check("standard ÷ BN median |cos| (VGG)", v["vgg_none"] / max(v["vgg_batch"], 1e-300), ">=", 10),
+                     Check("standard ÷ BN median |cos| (DLN)", v["dln_none"] / max(v["dln_batch"], 1e-300), ">=", 10)],
+                    [[Check("largest BN median |cos| (VGG)", v["vgg_batch"], "<=", 1e-3),
+                      Check("largest BN median |cos| (DLN)", v["dln_batch"], "<=", 1e-3)]]),
+    lambda v: f"median |cos(W, ∇W)|: BN at most {v['vgg_batch']:.1g} (VGG) and {v['dln_batch']:.1g} (DLN); standard "
+              f"at least {v['vgg_none']:.1g} (VGG) and {v['dln_none']:.1g} (DLN)")
+
 
 SECTION = Section("IV.1", "Beyond the paper: does effective beta track 2/LR?", "chapters/beyond_lr",
-                  tuple(SPECS.values()), (), variants=False)
+                  tuple(SPECS.values()), (BN_BETA, STD_BETA, SHARPNESS, EIGEN, LR_RANGE, GAP, SCALE), variants=False)
+
+
+# --- figures ---------------------------------------------------------------------------------------------------
+
+STYLES = {"beta": "-", "sharpness": "--", "eigenvalue": ":"}
+
+
+def ratio_figure(runs: Runs) -> Figure:
+    """The figure to scan: per network (panels), each quantity's late median divided by 2/LR against LR, standard
+    and BN; 1 is the edge of stability. Runs that do not train are left out."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    for ax, m in zip(axes, LRS):
+        for n in NORMS:
+            for q in QUANTITIES:
+                pts = [(lr, late_ratio(runs[m, n, lr], q)) for lr in LRS[m] if trains(runs[m, n, lr])]
+                pts = [(lr, v) for lr, v in pts if np.isfinite(v) and v > 0]
+                if pts:
+                    x, y = np.array(pts).T
+                    ax.plot(x, y, STYLES[q], marker="o", ms=3, color=COLORS[n],
+                            label=f"{'BN' if n == 'batch' else 'standard'}: {q}")
+        ax.axhline(1, color="grey", lw=0.8)
+        ax.axhspan(1 / 2, 2, color="grey", alpha=0.12, lw=0)
+        ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="late median ÷ (2/LR)",
+               title="VGG (SGD, batch 128)" if m == "vgg" else "DLN (full-batch GD)")
+    axes[1].legend(fontsize=7, loc="best")
+    return fig
+
+
+def over_training_figure(runs: Runs, model: str, lr: float) -> Figure:
+    """Beta, batch sharpness and top eigenvalue over training at one LR, standard and BN, against 2/LR."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), layout="constrained")
+    for ax, (q, title) in zip(axes, QUANTITIES.items()):
+        for n in NORMS:
+            x, y = series(runs[model, n, lr], q)
+            if len(x):
+                ax.plot(x, y, color=COLORS[n], lw=1, marker="." if q == "eigenvalue" else None,
+                        label="BN" if n == "batch" else "standard")
+        ax.axhline(2 / lr, color="grey", lw=1, ls="--", label="2/LR")
+        ax.set(yscale="log", xlabel="training steps", title=title)
+        if not ax.lines[:-1]:
+            ax.text(0.5, 0.5, "not recorded at this LR\n(the paper's run, reused)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{'VGG' if model == 'vgg' else 'DLN'} at LR {lr:g}", fontsize=10)
+    return fig
+
+
+def over_training_slider(runs: Runs, model: str):
+    """`over_training_figure` with a slider over the learning rates."""
+    from ..widgets import figure_slider
+
+    return figure_slider(lambda lr: over_training_figure(runs, model, lr), list(LRS[model]), "learning rate")
+
+
+def robustness_figure(by_seed: Mapping[int, Runs]) -> Figure:
+    """Final training and test accuracy of VGG against LR, standard and BN: the mean over seeds with the range."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for ax, key in zip(axes, ("final_train_acc", "final_test_acc")):
+        for n in NORMS:
+            acc = np.array([[0.0 if r.status == "diverged" else 100 * r.summary[key]
+                             for r in (runs["vgg", n, lr] for lr in LRS["vgg"])] for runs in by_seed.values()])
+            ax.plot(LRS["vgg"], acc.mean(0), marker="o", color=COLORS[n], label="BN" if n == "batch" else "standard")
+            ax.fill_between(LRS["vgg"], acc.min(0), acc.max(0), color=COLORS[n], alpha=0.2, lw=0)
+        ax.set(xscale="log", xlabel="learning rate", ylabel="accuracy (%)", ylim=(0, 100),
+               title=f"{'Training' if 'train' in key else 'Test'} accuracy after the budget's steps")
+    axes[0].axhline(TRAINS_ACC, color="grey", lw=0.6, ls=":")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def effective_lr_figure(runs: Runs) -> Figure:
+    """For the BN runs with weight norms: LR/||W_t||^2 of each normalised layer (median over layers, with the
+    range) over training, per LR; and the identity's residual |cos(W, g)| for BN and standard."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    for i, lr in enumerate(SWEEP_LRS["vgg"]):
+        rec = runs["vgg", "batch", lr]
+        if "weight_sq_norm" not in rec.arrays or rec.status == "diverged":
+            continue
+        eff = lr / rec["weight_sq_norm"][:, :-1]
+        steps = np.arange(len(eff))
+        color = cmap(i / max(len(SWEEP_LRS["vgg"]) - 1, 1))
+        axes[0].plot(steps, np.median(eff, axis=1), color=color, lw=1.2, label=f"LR {lr:g}")
+        axes[0].fill_between(steps, eff.min(1), eff.max(1), color=color, alpha=0.15, lw=0)
+    axes[0].set(yscale="log", xlabel="training steps", ylabel="LR / ‖W‖²",
+                title="VGG with BN: effective learning rate per layer")
+    axes[0].legend(fontsize=7)
+    for m, marker in (("vgg", "o"), ("dln", "s")):
+        for n in NORMS:
+            for lr in SWEEP_LRS[m]:
+                rec = runs[m, n, lr]
+                if "weight_sq_norm" in rec.arrays and rec.status != "diverged":
+                    res = np.abs(scale_invariance_residuals(rec)[:, :-1])
+                    y = smooth(np.nanmedian(res, axis=1), 25)
+                    axes[1].plot(np.arange(len(y)) / len(y), y, color=COLORS[n], lw=0.8,
+                                 ls="-" if m == "vgg" else "--", alpha=0.8)
+    axes[1].plot([], [], color=COLORS["batch"], label="BN")
+    axes[1].plot([], [], color=COLORS["none"], label="standard")
+    axes[1].plot([], [], color="grey", ls="--", label="DLN (solid: VGG)")
+    axes[1].set(yscale="log", xlabel="fraction of training", ylabel="median |cos(W, ∇W)|",
+                title="Scale invariance: the identity's residual")
+    axes[1].legend(fontsize=7)
+    return fig
