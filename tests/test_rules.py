@@ -58,8 +58,28 @@ def lp_beta(vgg: tuple, dln: tuple) -> dict:
     return {f"{m}_{k}": v for m, vals in (("vgg", vgg), ("dln", dln)) for k, v in lp("_ratio", *vals).items()}
 
 
+def tracks(vgg: tuple, dln: tuple) -> dict:
+    """Part IV.1: (slope, smallest, largest ratio to 2/LR) of beta against LR, for VGG and the DLN."""
+    return {f"{m}_{k}": v for m, vals in (("vgg", vgg), ("dln", dln)) for k, v in zip(("slope", "lo", "hi"), vals)}
+
+
+GOOD, FLAT = (-1.0, 0.6, 1.5), (-0.2, 0.05, 1.5)
+
 #: rule key -> [(numbers, verdict)], the numbers being what the rule's `judge` reads.
 CASES = {
+    "iv1_bn_beta": [(tracks(GOOD, GOOD), R), (tracks(GOOD, FLAT), P), (tracks(FLAT, FLAT), N),
+                    (tracks((-1.0, 0.6, 4.0), (-1.4, 0.6, 1.5)), N)],
+    "iv1_std_beta": [(tracks(GOOD, GOOD), R), (tracks(FLAT, GOOD), P), (tracks(FLAT, FLAT), N)],
+    "iv1_sharpness": [({"within": 1.0, "median": 1.1}, R), ({"within": 0.5, "median": 1.3}, P),
+                      ({"within": 0.2, "median": 4.0}, N)],
+    "iv1_eigen": [({"within": 1.0, "median": 0.9}, R), ({"within": 0.5, "median": 0.6}, P),
+                  ({"within": 0.0, "median": 0.2}, N)],
+    "iv1_lr_range": [({"bn_max": 0.5, "std_max": 0.2}, R), ({"bn_max": 0.2, "std_max": 0.2}, N)],
+    "iv1_gap": [({"common_gap": 2.0, "best_gap": 10.0}, R), ({"common_gap": 7.0, "best_gap": 10.0}, P),
+                ({"common_gap": 12.0, "best_gap": 10.0}, N)],
+    "iv1_scale": [({"vgg_batch": 1e-5, "dln_batch": 2e-6, "vgg_none": 0.05, "dln_none": 0.1}, R),
+                  ({"vgg_batch": 1e-5, "dln_batch": 2e-6, "vgg_none": 5e-5, "dln_none": 0.1}, P),
+                  ({"vgg_batch": 0.02, "dln_batch": 2e-6, "vgg_none": 0.05, "dln_none": 0.1}, N)],
     "c21_generalise": [({"bn": 83, "std": 80, "gap": 3}, R), ({"bn": 80.5, "std": 80, "gap": 0.5}, P),
                        ({"bn": 79, "std": 80, "gap": -1}, N)],
     "c21_std05": [({"train": 10}, R), ({"train": 0}, R), ({"train": 60}, N)],  # 0: diverged
@@ -116,6 +136,17 @@ CASES = {
                 ({"vgg_positive": 0.5, "dln_positive": 0.4}, N)],
     "c4_reduction": [({"vgg_gain": 0.3, "dln_gain": 0.5}, R), ({"vgg_gain": 2.4, "dln_gain": 0.5}, P),
                      ({"vgg_gain": 2.4, "dln_gain": 1.5}, N)],
+    # Part IV.2: partly when one network's band is taller along random directions (VGG's at both of its LRs)
+    "iv2_random": [({"vgg_lo_ratio": 3, "vgg_hi_ratio": 2.5, "dln_ratio": 4}, R),
+                   ({"vgg_lo_ratio": 3, "vgg_hi_ratio": 0.5, "dln_ratio": 1.5}, P),
+                   ({"vgg_lo_ratio": 1.5, "vgg_hi_ratio": 1.2, "dln_ratio": 0.5}, P),
+                   ({"vgg_lo_ratio": 3, "vgg_hi_ratio": 0.9, "dln_ratio": 0.8}, N)],
+    "iv2_init": [({"vgg_rate": 1.2}, R), ({"vgg_rate": 1.05}, P), ({"vgg_rate": 0.9}, N)],
+    "iv2_resnet_loss": [({"ratio": 3}, R), ({"ratio": 1.5}, P), ({"ratio": 0.7}, N)],
+    "iv2_resnet_predictive": [({"ratio": 50}, R), ({"ratio": 5}, P), ({"ratio": 0.5}, N)],
+    "iv2_resnet_beta": [({"ratio": 1.5, "iqr_ratio": 1.2}, R), ({"ratio": 1.5, "iqr_ratio": 0.8}, P),
+                        ({"ratio": 0.9, "iqr_ratio": 0.8}, N)],
+    "iv2_resnet_eos": [({"bn": 1.1}, R), ({"bn": 0.3}, N), ({"bn": 3}, N)],
 }
 
 RULES = {rule.key: rule for section in SECTIONS.values() for rule in section.rules}

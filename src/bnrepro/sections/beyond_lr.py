@@ -108,7 +108,7 @@ def _describe_tracks(v) -> str:
                      f"{v[f'{m}_hi']:.2g} over {v[f'{m}_n']:.0f} LRs" for m, name in (("vgg", "VGG"), ("dln", "DLN")))
 
 
-TRACK_RULE = ("reproduced if, for VGG and the DLN, over the learning rates at which the network trains, the late "
+TRACK_RULE = ("reproduced if for VGG and for the DLN, over the learning rates at which the network trains, the late "
               "median beta scales as LR^s with -1.25 <= s <= -0.75 and lies within a factor 3 of 2/LR at each; partly "
               "if that holds for one of the two networks")
 TRACK_REASON = "2/LR is a prediction of order of magnitude: a factor 3 either way, and a slope within a quarter of -1"
@@ -126,9 +126,10 @@ STD_BETA = Rule(
     _judge_tracks, _describe_tracks)
 
 
-def _measure_curvature(quantity: str, models: Sequence[str]):
+def _measure_curvature(quantity: str, lrs: Mapping[str, Sequence[float]]):
+    """Measures `quantity`'s late ratio to 2/LR over the runs at `lrs` (model -> learning rates) that train."""
     def measure(runs: Runs) -> dict[str, float]:
-        q = [late_ratio(runs[m, n, lr], quantity) for m in models for n in NORMS for lr in LRS[m]
+        q = [late_ratio(runs[m, n, lr], quantity) for m in lrs for n in NORMS for lr in lrs[m]
              if trains(runs[m, n, lr])]
         q = np.array([x for x in q if np.isfinite(x)])
         if len(q) == 0:
@@ -149,22 +150,20 @@ def _describe_curvature(v) -> str:
             f"to {v['hi']:.2g}; {100 * v['within']:.0f}% within a factor 2")
 
 
-CURVATURE_RULE = ("reproduced if, in every run that trains, the late median lies within a factor 2 of 2/LR; partly if "
+CURVATURE_RULE = ("reproduced if the late median lies within a factor 2 of 2/LR in every run that trains; partly if "
                   "the median over the runs does")
 SHARPNESS = Rule(
     "iv1_sharpness", "Under minibatch SGD the batch sharpness settles at 2/LR (Andreyev & Beneventano).",
     CURVATURE_RULE, "the papers report the quantity hovering just around 2/LR: a factor 2 either way is generous",
-    tuple(s for (m, _, lr), s in SPECS.items() if m == "vgg" and lr in SWEEP_LRS["vgg"]) + tuple(
-        s for (m, _, _), s in SPECS.items() if m == "dln"),
-    lambda runs: _measure_curvature("sharpness", ("vgg", "dln"))(
-        {k: r for k, r in runs.items() if k[0] == "dln" or k[2] in SWEEP_LRS["vgg"]}),
-    _judge_curvature, _describe_curvature)
+    tuple(s for (m, _, lr), s in SPECS.items() if m == "dln" or lr in SWEEP_LRS["vgg"]),
+    _measure_curvature("sharpness", {"vgg": SWEEP_LRS["vgg"], "dln": LRS["dln"]}), _judge_curvature,
+    _describe_curvature)
 
 EIGEN = Rule(
     "iv1_eigen", "Under full-batch gradient descent (the DLN) the top Hessian eigenvalue rises to about 2/LR and "
                  "hovers there (Cohen et al.).",
     CURVATURE_RULE, "the papers report the quantity hovering just around 2/LR: a factor 2 either way is generous",
-    tuple(s for (m, _, _), s in SPECS.items() if m == "dln"), _measure_curvature("eigenvalue", ("dln",)),
+    tuple(s for (m, _, _), s in SPECS.items() if m == "dln"), _measure_curvature("eigenvalue", {"dln": LRS["dln"]}),
     _judge_curvature, _describe_curvature)
 
 
@@ -236,9 +235,9 @@ def _measure_scale(runs: Runs) -> dict[str, float]:
 SCALE = Rule(
     "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD ||W_{t+1}||² = ||W_t||² + "
                  "LR²||∇_W L||² exactly, so the effective learning rate LR/||W||² falls as the norm grows.",
-    "reproduced if, in every BN run with weight norms, the median |cos(W, ∇_W L)| (the identity's residual, see "
-    "`probes.weight_norms`) over steps and normalised layers is at most 1e-3, and the standard network's smallest is "
-    "10 times larger; partly if only the BN bound holds",
+    "reproduced if the median |cos(W, ∇_W L)| (the identity's residual, see `probes.weight_norms`) over steps and "
+    "normalised layers is at most 1e-3 in every BN run with weight norms, and the standard network's smallest is 10 "
+    "times larger; partly if only the BN bound holds",
     "BatchNorm's eps and float32 rounding leave cos(W, g) of order 1e-5 or below; 1e-3 is far above that and far "
     "below a weight that is not scale-invariant",
     tuple(s for (m, _, lr), s in SPECS.items() if lr in SWEEP_LRS[m]), _measure_scale,
