@@ -191,7 +191,8 @@ def _measure_predictive(runs: Runs) -> dict[str, float]:
 PREDICTIVE = Rule(
     "c31_predictive", "Gradients are more predictive with BN; the gradient change along the gradient differs by "
                       "\"close to two orders of magnitude\" (VGG: standard spikes to ≈250, BN ≈10-40, Figure 4b; "
-                      "DLN: ≈1e16 vs ≈1e6, Figure 10b).",
+                      "DLN: ≈1e16 vs ≈1e6, Figure 10b; against the step size, "
+                      "VGG ≈255 vs ≤≈38 and DLN ≈1e13-1e14 vs ≤≈1e6, Figures 11a and 11b).",
     "reproduced if the standard network's largest gradient change is at least 30× BN's in both networks; partly "
     "if it is larger in one",
     "\"close to two orders of magnitude\": 30× is 1.5 decades", tuple(SPECS.values()), _measure_predictive,
