@@ -27,14 +27,16 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     runs recorded; the runs of the first seed (the figures') are trained and stored if missing, and the claims are
     judged on them and on every other seed of `seeds` whose runs the budget has recorded (at `smoke`, which trains in
     seconds, on every seed of `seeds`). Claims that rest on DLN runs are also judged under the DLN's other loss-scale
-    reading and in float64 (`readings.variants`), as far as those runs are recorded."""
+    reading and in float64 (`readings.variants`), as far as those runs are recorded (for the paper's sections:
+    `Section.variants`)."""
     section = SECTIONS[number]
     store = store or RunStore()
     used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store)
     judged = [seeds[0]] + [s for s in seeds[1:] if not section.first_seed_only and (used == "smoke" or all(
         store.path(make_config(spec, used, s).to_dict()).exists() for spec in section.specs))]
     result = Judged.judge(section, used, {s: section_runs(section, used, s, data, device, store) for s in judged})
-    result.variants = readings.variants(result, data=data, device=device, store=store)
+    if section.variants:
+        result.variants = readings.variants(result, data=data, device=device, store=store)
     return result
 
 
