@@ -91,6 +91,22 @@ def test_book_configs_every_spec_at_every_seed():
     assert all(c.dtype == "float32" for c in configs if c.model != "dln")
 
 
+def test_part_iv_runs_carry_its_probes_and_the_paper_runs_keep_their_configs():
+    """The LR sweep's new learning rates and the ResNet carry PART4_PROBES; the paper's runs that Part IV reuses do
+    not (their records stay valid); Part IV's DLN runs get no loss-scale or float64 variants."""
+    from bnrepro.experiments import PART4_PROBES, SWEEP_LRS
+
+    configs = book_configs("smoke", [0], "synthetic")
+    for c in configs:
+        part4 = c.model.startswith("resnet") or c.lr in SWEEP_LRS["dln" if c.model == "dln" else "vgg"]
+        if part4:
+            assert all(getattr(c, k) == v for k, v in PART4_PROBES.items()), c
+        else:  # the paper's runs: no Part IV probe beyond the curvature every DLN run has had
+            assert (c.random_dirs, c.weight_norms, c.curvature_iters > 0) == (0, False, c.model == "dln"), c
+    assert {c.width for c in configs if c.model == "resnet20"} == {1 / 4}
+    assert not [c for c in configs if c.model == "dln" and c.lr in SWEEP_LRS["dln"] and c.dln_loss_scale != 0.1]
+
+
 def test_book_configs_of_a_budget_restricted_to_sections():
     """cpu15k records Section 2.1 only: its five VGG runs at the paper's 15,000 steps."""
     from bnrepro.sections import SECTIONS

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnrepro.models import NORMS, VGG_CONFIGS, DeepLinearNet, LpNorm, NoisyBatchNorm, VGG, build_model, dln_data, \
-    make_norm
+from bnrepro.models import NORMS, RESNET_BLOCKS, VGG_CONFIGS, DeepLinearNet, LpNorm, NoisyBatchNorm, ResNet, VGG, \
+    build_model, dln_data, make_norm
 
 C = 200  # channels of the noisy-BN input: 200 draws of (mu, sigma) per step
 CONVS = {"vgg11": 8, "vgg13": 10, "vgg16": 13, "vgg19": 16}
@@ -242,6 +242,49 @@ def test_vgg_glorot_init():
         assert torch.all(m.bias == 0)
 
 
+@pytest.mark.parametrize("arch", list(RESNET_BLOCKS))
+def test_resnet_structure(arch):
+    """ResNet-(6n+2): 6n+1 convs (the stem, two per block) plus the classifier; channels 16-32-64 times the width;
+    the shortcuts carry no parameters, so every weight belongs to a paper layer."""
+    model = ResNet(arch, norm="batch", width=0.5)
+    n = RESNET_BLOCKS[arch]
+    layers = model.layers()
+    assert len(layers) == 6 * n + 2 and layers[-1] is model.classifier
+    assert [l.linear.out_channels for l in model.conv_layers()] == [8] + [8] * 2 * n + [16] * 2 * n + [32] * 2 * n
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for l in layers for p in l.parameters())
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+
+
+def test_resnet_residual_init_defaults_to_identity_blocks_without_normalisation():
+    """Without normalisation each block's second conv starts at zero (the block is the identity plus its bias);
+    with BatchNorm the weights are Glorot like every other layer; either can be asked for."""
+    torch.manual_seed(0)
+    plain, bn = ResNet(norm="none"), ResNet(norm="batch")
+    assert plain.residual_init == "zero" and bn.residual_init == "glorot"
+    assert all((b.second.linear.weight == 0).all() for b in plain.blocks)
+    assert all((b.second.linear.weight != 0).any() for b in bn.blocks)
+    x = torch.randn(4, 16, 32, 32)
+    block = plain.blocks[0].eval()
+    nn.init.zeros_(block.second.linear.bias)
+    assert torch.equal(block(x), torch.relu(x))
+    assert ResNet(norm="none", residual_init="glorot").residual_init == "glorot"
+    with pytest.raises(ValueError, match="zero or glorot"):
+        ResNet(residual_init="fixup")
+
+
+def test_resnet_downsampling_shortcut_pads_channels():
+    """A block that halves the resolution and doubles the channels passes every second pixel through, padded with
+    zero channels on both sides (He et al.'s option A)."""
+    model = ResNet(norm="none", width=1.0).eval()
+    block = model.blocks[3]  # the first block of the second stage: 16 -> 32 channels, stride 2
+    assert block.stride == 2 and block.pad == 16
+    nn.init.zeros_(block.second.linear.bias)
+    x = torch.randn(2, 16, 8, 8)
+    out = block(x)
+    assert out.shape == (2, 32, 4, 4)
+    assert torch.equal(out[:, 8:24], torch.relu(x[:, :, ::2, ::2])) and (out[:, :8] == 0).all()
+
+
 def test_unknown_arch_or_norm_lists_choices():
     with pytest.raises(ValueError, match="vgg11, vgg13, vgg16, vgg19"):
         VGG("vgg17")
@@ -251,6 +294,10 @@ def test_unknown_arch_or_norm_lists_choices():
         make_norm("group", 4)
     with pytest.raises(ValueError, match="none, batch, l1, l2, linf"):
         DeepLinearNet(norm="noisy")
+    with pytest.raises(ValueError, match="resnet20, resnet32, resnet56"):
+        ResNet("resnet18")
+    with pytest.raises(ValueError, match="vgg11, vgg13, vgg16, vgg19, resnet20, resnet32, resnet56, dln"):
+        build_model("alexnet", "none")
 
 
 @pytest.mark.parametrize("norm", ["none", "batch", "l2"])
