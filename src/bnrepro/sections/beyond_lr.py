@@ -104,8 +104,9 @@ def _judge_tracks(v):
 
 
 def _describe_tracks(v) -> str:
-    return "; ".join(f"{name}: beta ∝ LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.2g} to "
-                     f"{v[f'{m}_hi']:.2g} over {v[f'{m}_n']:.0f} LRs" for m, name in (("vgg", "VGG"), ("dln", "DLN")))
+    return "; ".join(f"{name}: beta ∝ LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.3g} to "
+                     f"{v[f'{m}_hi']:.3g} over the {v[f'{m}_n']:.0f} LRs at which it trains"
+                     for m, name in (("vgg", "VGG"), ("dln", "DLN")))
 
 
 TRACK_RULE = ("reproduced if for VGG and for the DLN, over the learning rates at which the network trains, the late "
@@ -146,8 +147,8 @@ def _judge_curvature(v):
 
 
 def _describe_curvature(v) -> str:
-    return (f"late median ÷ (2/LR) over {v['n']:.0f} runs that train: median {v['median']:.2g}, from {v['lo']:.2g} "
-            f"to {v['hi']:.2g}; {100 * v['within']:.0f}% within a factor 2")
+    return (f"late median ÷ (2/LR) over {v['n']:.0f} runs that train: median {v['median']:.3g}, from {v['lo']:.3g} "
+            f"to {v['hi']:.3g}; {100 * v['within']:.0f}% within a factor 2")
 
 
 CURVATURE_RULE = ("reproduced if the late median lies within a factor 2 of 2/LR in every run that trains; partly if "
@@ -253,6 +254,24 @@ SCALE = Rule(
 
 SECTION = Section("IV.1", "Beyond the paper: does effective beta track 2/LR?", "chapters/beyond_lr",
                   tuple(SPECS.values()), (BN_BETA, STD_BETA, SHARPNESS, EIGEN, LR_RANGE, GAP, SCALE), variants=False)
+
+
+def ratios_markdown(runs: Runs) -> str:
+    """Every run of the sweep: whether it trains (`trains`), its final training accuracy or loss, and each
+    quantity's late median ÷ (2/LR) ("—" where the run does not carry the probe or diverged)."""
+    rows = ["| Network | LR | Trains | Final | " + " | ".join(f"{q} ÷ (2/LR)" for q in QUANTITIES) + " |",
+            "|---" * (4 + len(QUANTITIES)) + "|"]
+    for m in LRS:
+        for n in NORMS:
+            for lr in LRS[m]:
+                r = runs[m, n, lr]
+                final = (f"loss {r.summary['final_train_loss']:.3g} (from {r['train_loss'][0]:.3g})" if m == "dln"
+                         else f"{100 * r.summary['final_train_acc']:.1f}% training accuracy")
+                cells = [f"{v:.3g}" if np.isfinite(v := late_ratio(r, q)) else "—" for q in QUANTITIES]
+                rows.append(f"| {'DLN' if m == 'dln' else 'VGG'} {'BN' if n == 'batch' else 'standard'} | {lr:g} | "
+                            f"{'yes' if trains(r) else 'no'} | {final if r.status != 'diverged' else 'diverged'} | "
+                            + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 # --- figures ---------------------------------------------------------------------------------------------------
