@@ -222,8 +222,10 @@ def test_longest_runs_first_at_most_slots_at_once(tmp_path, monkeypatch):
     use_runner(monkeypatch, runner)
     assert compute(configs, store=store, workers=2) == []
     assert runner.max_running == 2 and sorted(runner.submitted, key=str) == sorted(configs, key=str)
-    kinds = [(c.model, c.norm) for c in runner.submitted]
-    assert kinds[0] == ("vgg16", "noisy") and all(m == "dln" for m, _ in kinds[-4:])  # VGG first, noisy BN first
+    work = [distributed._work(c) for c in runner.submitted]
+    assert work == sorted(work, reverse=True)  # the largest estimated work first, every DLN run last
+    vgg = [c.norm for c in runner.submitted if c.model == "vgg16"]
+    assert vgg[0] == "noisy" and {c.model for c in runner.submitted[-4:]} == {"dln"}
     assert stored_files(store) == expected_files(store, configs)
 
 

@@ -117,7 +117,8 @@ class Rule:
 
     def applies(self, runs: Runs) -> bool:
         """The runs are long enough for this rule (every run this rule reads has at least `min_steps` steps)."""
-        return all(runs[s.model, s.norm, s.lr].config["steps"] >= self.min_steps for s in self.specs)
+        return not self.min_steps or all(runs[s.model, s.norm, s.lr].config["steps"] >= self.min_steps
+                                         for s in self.specs if (s.model, s.norm, s.lr) in runs)
 
     def apply(self, runs: Runs) -> Claim:
         """The claim judged on `runs` (any mapping holding this rule's specs, e.g. runs of another seed or under

@@ -107,11 +107,16 @@ def compute(configs: Sequence[RunConfig], data: str | None = None, *, store: Run
         runner.close()
 
 
+#: Multiply-accumulates per 32x32 image at width 1, in millions: what a CIFAR network's step costs, relatively.
+MACS = {"vgg11": 153, "vgg13": 229, "vgg16": 314, "vgg19": 399, "resnet20": 41, "resnet32": 69, "resnet56": 125}
+
+
 def _work(cfg: RunConfig) -> tuple[bool, float]:
-    """A sort key for the work of a run, largest first (so that the last runs to finish are short ones): VGG runs
-    before the DLN's (10-wide layers), then steps x batch x width^2, noisy BatchNorm doubled (it draws noise for
-    every unit: its cpu-budget runs took twice as long as BatchNorm's)."""
-    return (not cfg.is_dln, cfg.steps * cfg.batch_size * cfg.width**2 * (2 if cfg.norm == "noisy" else 1))
+    """A sort key for the work of a run, largest first (so that the last runs to finish are short ones): CIFAR runs
+    before the DLN's (10-wide layers), then steps x batch x the network's MACs x width^2, noisy BatchNorm doubled (it
+    draws noise for every unit: its cpu-budget runs took twice as long as BatchNorm's)."""
+    return (not cfg.is_dln, cfg.steps * cfg.batch_size * MACS.get(cfg.model, 1) * cfg.width**2
+            * (2 if cfg.norm == "noisy" else 1))
 
 
 def _schedule(todo: list[RunConfig], roots: dict, runner, store: RunStore, force: bool) -> list[Failure]:
