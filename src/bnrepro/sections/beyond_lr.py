@@ -79,7 +79,7 @@ def tracking(recs: Sequence[RunRecord], quantity: str = "beta") -> dict[str, flo
     (-1: proportional to 1/LR), and the late ratios to 2/LR, smallest and largest."""
     pts = [(r.config["lr"], late_ratio(r, quantity)) for r in recs if trains(r)]
     pts = [(lr, q) for lr, q in pts if np.isfinite(q) and q > 0]
-    if len(pts) < 2:
+    if len({lr for lr, _ in pts}) < 2:
         return {"slope": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": float(len(pts))}
     lr, q = np.array(pts).T
     slope = np.polyfit(np.log10(lr), np.log10(q * 2 / lr), 1)[0]
@@ -281,22 +281,25 @@ STYLES = {"beta": "-", "sharpness": "--", "eigenvalue": ":"}
 
 def ratio_figure(runs: Runs) -> Figure:
     """The figure to scan: per network (panels), each quantity's late median divided by 2/LR against LR, standard
-    and BN; 1 is the edge of stability. Runs that do not train are left out."""
+    and BN; 1 is the edge of stability. Runs the rules count as not training (`trains`) are drawn hollow."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for ax, m in zip(axes, LRS):
         for n in NORMS:
             for q in QUANTITIES:
-                pts = [(lr, late_ratio(runs[m, n, lr], q)) for lr in LRS[m] if trains(runs[m, n, lr])]
-                pts = [(lr, v) for lr, v in pts if np.isfinite(v) and v > 0]
-                if pts:
-                    x, y = np.array(pts).T
-                    ax.plot(x, y, STYLES[q], marker="o", ms=3, color=COLORS[n],
-                            label=f"{'BN' if n == 'batch' else 'standard'}: {q}")
+                pts = [(lr, late_ratio(runs[m, n, lr], q), trains(runs[m, n, lr])) for lr in LRS[m]]
+                pts = [p for p in pts if np.isfinite(p[1]) and p[1] > 0]
+                if not pts:
+                    continue
+                x, y, ok = (np.array(v) for v in zip(*pts))
+                ax.plot(x, y, STYLES[q], color=COLORS[n], lw=1, label=f"{'BN' if n == 'batch' else 'standard'}: {q}")
+                ax.scatter(x, y, s=16, color=[COLORS[n] if t else "none" for t in ok], edgecolors=COLORS[n], zorder=3)
         ax.axhline(1, color="grey", lw=0.8)
         ax.axhspan(1 / 2, 2, color="grey", alpha=0.12, lw=0)
         ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="late median ÷ (2/LR)",
                title="VGG (SGD, batch 128)" if m == "vgg" else "DLN (full-batch GD)")
-    axes[1].legend(fontsize=7, loc="best")
+        ax.set_xticks(LRS[m], [f"{lr:g}" for lr in LRS[m]], fontsize=7)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+    axes[1].legend(fontsize=6, loc="lower right", ncol=2)
     return fig
 
 
