@@ -265,11 +265,12 @@ def claims_markdown(judged: Judged) -> str:
 
 
 def glue_claims(judged: Judged) -> None:
-    """Glue each claim's verdict across seeds as `<key>_verdict` and its values at the figures' seed as
-    `<key>_<name>`, for the chapter's prose (`{glue:text}`)."""
+    """Glue each claim's verdict across seeds as `<key>_verdict`, our measurement in words as `<key>_ours` and its
+    values at the figures' seed as `<key>_<name>`, for the chapter's prose (`{glue:text}`)."""
     from myst_nb import glue
 
     for i, c in enumerate(judged.first):
         glue(f"{c.key}_verdict", judged.headline(i), display=False)
+        glue(f"{c.key}_ours", c.ours, display=False)
         for name, v in c.values.items():
-            glue(f"{c.key}_{name}", v, display=False)
+            glue(f"{c.key}_{name}", v.item() if hasattr(v, "item") else v, display=False)  # NumPy scalars as Python
