@@ -104,9 +104,12 @@ def _judge_tracks(v):
 
 
 def _describe_tracks(v) -> str:
-    return "; ".join(f"{name}: beta ∝ LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.3g} to "
-                     f"{v[f'{m}_hi']:.3g} over the {v[f'{m}_n']:.0f} LRs at which it trains"
-                     for m, name in (("vgg", "VGG"), ("dln", "DLN")))
+    def one(m: str, name: str) -> str:
+        if not v[f"{m}_n"] >= 2:
+            return f"{name}: it trains at {v[f'{m}_n']:.0f} of the LRs, too few for a slope"
+        return (f"{name}: beta ∝ LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.3g} to "
+                f"{v[f'{m}_hi']:.3g} over the {v[f'{m}_n']:.0f} LRs at which it trains")
+    return "; ".join(one(m, name) for m, name in (("vgg", "VGG"), ("dln", "DLN")))
 
 
 TRACK_RULE = ("reproduced if for VGG and for the DLN, over the learning rates at which the network trains, the late "
