@@ -63,11 +63,14 @@ JS_FILES = [
     ("mathjax/es5/a11y", "mathjax/a11y"),  # accessibility extensions the menu loads
 ]
 FONT_SUFFIXES = {".woff2", ".woff", ".ttf", ".eot", ".svg"}  # the HTML manager's icon fonts
-# Runs between require.js and the ipywidgets HTML manager (nb_ipywidgets_js in _config.yml). require.js would resolve
-# the manager's URL, and so where it fetches its icon fonts, relative to each page: point it at this script's folder,
-# where the fonts are. ipywidgets typesets widget labels with MathJax 2's Hub.Queue; the site serves MathJax 3.
-WIDGETS_SETUP_JS = """require.config({paths: {"@jupyter-widgets/html-manager/dist":
-    new URL(".", document.currentScript.src).href.slice(0, -1)}});
+# Runs between require.js and the ipywidgets HTML manager (nb_ipywidgets_js in _config.yml). Each module the manager
+# defines (@jupyter-widgets/base, controls, html-manager, ...) fetches its icon fonts from its own require.js URL's
+# folder, which require.js would resolve relative to each page: point every @jupyter-widgets module at this script's
+# folder, where the fonts are. ipywidgets typesets widget labels with MathJax 2's Hub.Queue; the site serves MathJax 3.
+WIDGETS_SETUP_JS = """{
+    const here = new URL(".", document.currentScript.src).href.slice(0, -1);
+    require.config({paths: {"@jupyter-widgets": here, "@jupyter-widgets/html-manager/dist": here}});
+}
 window.addEventListener("load", () => {
     if (window.MathJax && MathJax.typesetPromise && !MathJax.Hub)
         MathJax.Hub = {Queue: ([, , element]) => MathJax.typesetPromise([element])};

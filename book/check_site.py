@@ -5,11 +5,11 @@
 HTML_DIR defaults to book/_build/src/_build/html. The site is served on 127.0.0.1 and every .html page is opened
 in Debian's Chromium (/usr/bin/chromium) through playwright. The check fails (exit 1, listing every problem) if a
 page requests anything from another host (such requests are aborted), answers a request with an HTTP error, logs a
-console error or throws, has an <img> (widget frames included) that did not decode, has a widget view that did not
-render, has a slider whose image does not change when moved with the keyboard, has a figure whose background clashes
-with the page's or widget text that does not read on it, or lacks a download button that saves its source as a file
-(for a notebook page: the executed .ipynb). Every page is checked in the light and in the dark theme; --screenshots
-saves every page, after its sliders moved, in both.
+console error or throws, has an <img> (widget frames included) that did not decode, declares a font that does not
+load, has a widget view that did not render, has a slider whose image does not change when moved with the keyboard,
+has a figure whose background clashes with the page's or widget text that does not read on it, or lacks a download
+button that saves its source as a file (for a notebook page: the executed .ipynb). Every page is checked in the
+light and in the dark theme; --screenshots saves every page, after its sliders moved, in both.
 """
 
 from __future__ import annotations
@@ -163,6 +163,10 @@ def check_page(page: Page, url: str, rel: str, root: Path, download: bool) -> tu
                            " await Promise.all(imgs.map(i => i.decode().catch(() => null)));"
                            " return imgs.map(i => [i.currentSrc || i.src, i.naturalWidth]); }")
     problems += [f"image did not load: {src[:100]}" for src, width in images if width == 0]
+    # Browsers fetch a font only when some text needs it; load every declared face so a wrong URL shows on any page.
+    fonts = page.evaluate("async () => (await Promise.all([...document.fonts].map(f => f.load().then("
+                          " () => null, () => `${f.family} ${f.style} ${f.weight}`)))).filter(Boolean)")
+    problems += [f"font did not load: {font}" for font in fonts]
     slider_problems, moved = move_sliders(page)
     problems += slider_problems
     figure_problems, figures = figure_backgrounds(page)
