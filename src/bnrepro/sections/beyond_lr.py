@@ -107,7 +107,7 @@ def _describe_tracks(v) -> str:
     def one(m: str, name: str) -> str:
         if not v[f"{m}_n"] >= 2:
             return f"{name}: it trains at {v[f'{m}_n']:.0f} of the LRs, too few for a slope"
-        return (f"{name}: beta scales as LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.3g} to "
+        return (f"{name}: beta ∝ LR^{v[f'{m}_slope']:.2f}, beta ÷ (2/LR) from {v[f'{m}_lo']:.3g} to "
                 f"{v[f'{m}_hi']:.3g} over the {v[f'{m}_n']:.0f} LRs at which it trains")
     return "; ".join(one(m, name) for m, name in (("vgg", "VGG"), ("dln", "DLN")))
 
@@ -237,8 +237,8 @@ def _measure_scale(runs: Runs) -> dict[str, float]:
 
 
 SCALE = Rule(
-    "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD ||W_{t+1}||^2 = ||W_t||^2 + "
-                 "LR^2 ||∇_W L||^2 exactly, so the effective learning rate LR/||W||^2 falls as the norm grows.",
+    "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD ||W_{t+1}||² = ||W_t||² + "
+                 "LR²||∇_W L||² exactly, so the effective learning rate LR/||W||² falls as the norm grows.",
     "reproduced if the median |cos(W, ∇_W L)| (the identity's residual, see `probes.weight_norms`) over steps and "
     "normalised layers is at most 1e-3 in every BN run with weight norms, and the standard network's smallest is 10 "
     "times larger; partly if only the BN bound holds",
