@@ -91,3 +91,10 @@ def test_figures_and_table(runs):
     table = bl.ratios_markdown(runs)
     assert table.count("\n") == 1 + sum(len(lrs) for lrs in bl.LRS.values()) * len(bl.NORMS)
     plt.close("all")
+
+
+def test_observed_ratios_are_the_named_runs_late_ratios(runs):
+    ratios = bl.observed_ratios(runs)
+    assert len(ratios) == len(bl.OBSERVED) * len(bl.QUANTITIES)
+    assert ratios["vgg_std_mid_beta"] == bl.late_ratio(runs["vgg", "none", 0.05], "beta")
+    assert ratios["dln_std_top_eigenvalue"] == bl.late_ratio(runs["dln", "none", max(bl.LRS["dln"])], "eigenvalue")

@@ -22,6 +22,7 @@ from .records import RunRecord
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED)
+VERDICT_SHORT = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no"}  # in table cells
 
 #: A deciding number within this fraction of its threshold is "near" it: the verdict says so.
 NEAR = 0.05

@@ -19,6 +19,8 @@ COLORS = {"none": "tab:red", "batch": "tab:blue", "noisy": "tab:green", "l1": "t
           "linf": "tab:brown"}
 NAMES = {"none": "Standard", "batch": "Standard + BatchNorm", "noisy": 'Standard + "Noisy" BatchNorm',
          "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L∞"}
+SHORT_NAMES = {"none": "standard", "batch": "BN", "noisy": "noisy BN", "l1": "l1", "l2": "l2", "linf": "l∞"}  # in text
+MODEL_NAMES = {"vgg": "VGG", "dln": "DLN"}
 LINESTYLES = ("-", "--", ":", "-.")
 
 

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .claims import FLIPS, Judged, Runs, Section, Variants
+from .claims import FLIPS, VERDICT_SHORT, Judged, Runs, Section, Variants
 from .experiments import DLN_LOSS_SCALE, Spec, get_run, make_config
 from .figures import COLORS, NAMES
 from .records import RunRecord, RunStore
@@ -153,7 +153,6 @@ def final_loss_decades(runs: dict[tuple[str, float], Sequence[RunRecord]]) -> di
 
 
 _BOTH = {True: "yes", False: "no", None: "not judged"}
-_SHORT = {"reproduced": "yes", "partly reproduced": "partly", "not reproduced": "no"}
 
 
 def _figures(paper_text: str) -> str:
@@ -172,8 +171,8 @@ def variants_markdown(judged: Sequence[Judged]) -> str:
         for claim in j.first:
             if (v := j.variants.get(claim.key)) is None:
                 continue
-            cells = [", ".join(_SHORT[verdict] for (cc, d, _), verdict in v.verdicts.items() if (cc, d) == (c, "float32"))
-                     or "—" for c in READINGS]
+            cells = [", ".join(VERDICT_SHORT[verdict] for (cc, d, _), verdict in v.verdicts.items()
+                               if (cc, d) == (c, "float32")) or "—" for c in READINGS]
             flips = v.flipping_scales()
             f64 = (f"{FLIPS} under loss scale " + ", ".join(f"{c:g}" for c in flips) if flips else "same verdicts"
                    if any(d == "float64" for _, d, _ in v.verdicts) else "not rerun")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget
-from .claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Judged, _cell
+from .claims import VERDICT_SHORT, Judged, _cell
 from .experiments import Spec, make_config
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
@@ -29,9 +29,6 @@ def seed_agreement(by_section: dict[str, Judged]) -> tuple[int, int]:
     return sum(same), len(same)
 
 
-_SHORT = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no"}
-
-
 def seeds_markdown(by_section: dict[str, Judged]) -> str:
     """A table of every claim's verdict at each seed (yes / partly / no, "near" where a deciding number sits near
     its threshold, — where the seed was not judged), then what was measured at each seed, claim by claim."""
@@ -42,7 +39,7 @@ def seeds_markdown(by_section: dict[str, Judged]) -> str:
         details.append(f"### Section {number} at the `{judged.budget}` budget\n")
         for i, claim in enumerate(judged.first):
             at = dict(zip(judged.seeds, judged.across(i)))
-            cells = [(_SHORT[at[s].verdict] + (" (near)" if at[s].near else "")) if s in at else "—" for s in seeds]
+            cells = [(VERDICT_SHORT[at[s].verdict] + (" (near)" if at[s].near else "")) if s in at else "—" for s in seeds]
             paper = _cell(claim.paper)
             rows.append(f"| {_section_link(number)} `{judged.budget}` | {paper} | " + " | ".join(cells)
                         + f" | **{judged.headline(i)}** |")

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..claims import Check, Rule, Runs, Section, grade
 from ..experiments import DLN_LOSS_SCALE, SWEEP_LRS, Spec
-from ..figures import COLORS, smooth
+from ..figures import COLORS, MODEL_NAMES, SHORT_NAMES, smooth
 from ..probes.weight_norms import scale_invariance_residuals
 from ..records import RunRecord
 from .sec31 import measures
@@ -271,10 +271,21 @@ def ratios_markdown(runs: Runs) -> str:
                 final = (f"loss {r.summary['final_train_loss']:.3g} (from {r['train_loss'][0]:.3g})" if m == "dln"
                          else f"{100 * r.summary['final_train_acc']:.1f}% training accuracy")
                 cells = [f"{v:.3g}" if np.isfinite(v := late_ratio(r, q)) else "—" for q in QUANTITIES]
-                rows.append(f"| {'DLN' if m == 'dln' else 'VGG'} {'BN' if n == 'batch' else 'standard'} | {lr:g} | "
+                rows.append(f"| {MODEL_NAMES[m]} {SHORT_NAMES[n]} | {lr:g} | "
                             f"{'yes' if trains(r) else 'no'} | {final if r.status != 'diverged' else 'diverged'} | "
                             + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+#: The runs the chapter's after-the-fact observations name, by glue prefix: the standard VGG at the two LRs where it
+#: learns without reaching the "trains" bar, the standard DLN at the sweep's largest and smallest LR.
+OBSERVED = {"vgg_std_low": ("vgg", "none", 0.02), "vgg_std_mid": ("vgg", "none", 0.05),
+            "dln_std_top": ("dln", "none", max(LRS["dln"])), "dln_std_bottom": ("dln", "none", min(LRS["dln"]))}
+
+
+def observed_ratios(runs: Runs) -> dict[str, float]:
+    """Each quantity's late median ÷ (2/LR) for the runs of `OBSERVED`, keyed `<prefix>_<quantity>`."""
+    return {f"{name}_{q}": late_ratio(runs[key], q) for name, key in OBSERVED.items() for q in QUANTITIES}
 
 
 # --- figures ---------------------------------------------------------------------------------------------------
@@ -294,7 +305,7 @@ def ratio_figure(runs: Runs) -> Figure:
                 if not pts:
                     continue
                 x, y, ok = (np.array(v) for v in zip(*pts))
-                ax.plot(x, y, STYLES[q], color=COLORS[n], lw=1, label=f"{'BN' if n == 'batch' else 'standard'}: {q}")
+                ax.plot(x, y, STYLES[q], color=COLORS[n], lw=1, label=f"{SHORT_NAMES[n]}: {q}")
                 ax.scatter(x, y, s=16, color=[COLORS[n] if t else "none" for t in ok], edgecolors=COLORS[n], zorder=3)
         ax.axhline(1, color="grey", lw=0.8)
         ax.axhspan(1 / 2, 2, color="grey", alpha=0.12, lw=0)
@@ -314,14 +325,14 @@ def over_training_figure(runs: Runs, model: str, lr: float) -> Figure:
             x, y = series(runs[model, n, lr], q)
             if len(x):
                 ax.plot(x, y, color=COLORS[n], lw=1, marker="." if q == "eigenvalue" else None,
-                        label="BN" if n == "batch" else "standard")
+                        label=SHORT_NAMES[n])
         ax.axhline(2 / lr, color="grey", lw=1, ls="--", label="2/LR")
         ax.set(yscale="log", xlabel="training steps", title=title)
         if not ax.lines[:-1]:
             ax.text(0.5, 0.5, "not recorded at this LR\n(the paper's run, reused)", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{'VGG' if model == 'vgg' else 'DLN'} at LR {lr:g}", fontsize=10)
+    fig.suptitle(f"{MODEL_NAMES[model]} at LR {lr:g}", fontsize=10)
     return fig
 
 
@@ -339,7 +350,7 @@ def robustness_figure(by_seed: Mapping[int, Runs]) -> Figure:
         for n in NORMS:
             acc = np.array([[0.0 if r.status == "diverged" else 100 * r.summary[key]
                              for r in (runs["vgg", n, lr] for lr in LRS["vgg"])] for runs in by_seed.values()])
-            ax.plot(LRS["vgg"], acc.mean(0), marker="o", color=COLORS[n], label="BN" if n == "batch" else "standard")
+            ax.plot(LRS["vgg"], acc.mean(0), marker="o", color=COLORS[n], label=SHORT_NAMES[n])
             ax.fill_between(LRS["vgg"], acc.min(0), acc.max(0), color=COLORS[n], alpha=0.2, lw=0)
         ax.set(xscale="log", xlabel="learning rate", ylabel="accuracy (%)", ylim=(0, 100),
                title=f"{'Training' if 'train' in key else 'Test'} accuracy after the budget's steps")

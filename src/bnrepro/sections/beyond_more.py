@@ -30,7 +30,7 @@ from ..budgets import get_budget
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..experiments import (DLN_LOSS_SCALE, PART4_PROBES, SWEEP_LRS, Spec, _data_location, _load_data, data_kind,
                            data_root, make_config)
-from ..figures import COLORS
+from ..figures import COLORS, SHORT_NAMES
 from ..probes.init_grads import init_gradient_norms
 from ..records import RunRecord
 from .sec31 import landscape_summary
@@ -254,7 +254,7 @@ def init_figure(grads: Mapping[tuple[str, str], np.ndarray], title: str | None =
         for n in NORMS:
             g = grads[m, n].reshape(-1, grads[m, n].shape[-1])
             layer = np.arange(1, g.shape[1] + 1)
-            ax.plot(layer, np.median(g, 0), "o-", ms=3, color=COLORS[n], label="BN" if n == "batch" else "standard")
+            ax.plot(layer, np.median(g, 0), "o-", ms=3, color=COLORS[n], label=SHORT_NAMES[n])
             ax.fill_between(layer, g.min(0), g.max(0), color=COLORS[n], alpha=0.2, lw=0)
         ax.axvline(g.shape[1] - 1, color="grey", ls=":", lw=0.8)
         ax.set(yscale="log", xlabel="layer", ylabel="‖∇W L‖₂ at step 0",
@@ -285,7 +285,7 @@ def growth_figure(runs: Runs) -> Figure:
     for ax, (m, lr) in zip(axes[0], INIT_RUNS.items()):
         for n in NORMS:
             steps, g = growth_series(runs[m, n, lr])
-            ax.plot(steps + 1, g, color=COLORS[n], lw=0.8, label="BN" if n == "batch" else "standard")
+            ax.plot(steps + 1, g, color=COLORS[n], lw=0.8, label=SHORT_NAMES[n])
         ax.axhline(1, color="grey", lw=0.6, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="training step + 1", title=f"{NAMES[m]} at LR {lr:g}",
                ylabel="‖∇W‖, layer 1 ÷ last normalised")
@@ -393,7 +393,7 @@ def random_figure(runs: Runs) -> Figure:
         m, lr = (PAIRS | REPORTED)[tag]
         for n in NORMS:
             r = random_measures(runs[m, n, lr])
-            color, who = COLORS[n], "BN" if n == "batch" else "standard"
+            color, who = COLORS[n], SHORT_NAMES[n]
             for ax, grad, rand in ((axes[0][j], r["grad"], r["rand"]), (axes[1][j], r["grad_beta"], r["rand_beta"])):
                 ax.plot(r["step"], grad, color=color, lw=1.2, label=f"{who}, gradient")
                 with np.errstate(all="ignore"):

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..experiments import DLN_LOSS_SCALE, Spec
-from ..figures import COLORS, label
+from ..figures import COLORS, MODEL_NAMES, label
 from ..records import RunRecord
 
 #: Figure 11's line colours, from the first probed step (blue) to the last (red).
@@ -143,7 +143,6 @@ def along_gradient_slider(models: Sequence[Sequence[RunRecord]], percents: Seque
 
 
 LRS = {"vgg": 0.1, "dln": 1e-6}
-MODEL_NAMES = {"vgg": "VGG", "dln": "DLN"}
 SPECS = {(m, n): Spec(m, n, lr, DLN_LOSS_SCALE if m == "dln" else 1.0) for m, lr in LRS.items()
          for n in ("none", "batch")}
 

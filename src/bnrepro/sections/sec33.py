@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..experiments import DLN_LOSS_SCALE, Spec
-from ..figures import COLORS, NAMES, activation_arrays, ridge, slider_steps, smooth
+from ..figures import COLORS, MODEL_NAMES, NAMES, SHORT_NAMES, activation_arrays, ridge, slider_steps, smooth
 from ..records import RunRecord
 from .sec31 import landscape_summary
 
@@ -242,14 +242,12 @@ BETA_VGG_TOL, BETA_DLN_FACTOR = 0.25, 3.0
 LOG_AXIS = {("vgg", "band_decades"): False, ("vgg", "gd_median"): False,
             ("dln", "band_decades"): False, ("dln", "gd_median"): True}
 STAT_NAMES = {"band_decades": "loss-band height (decades)", "gd_median": "gradient change"}
-MODEL_NAMES = {"vgg": "VGG", "dln": "DLN"}
-SHORT = {"none": "standard", "batch": "BN", "l1": "l1", "l2": "l2", "linf": "l∞"}
 SPEC_BY_KEY = {(s.model, s.norm): s for s in SPECS}
 
 
 def _listing(values: Mapping[str, float], fmt: str, tag: str = "") -> str:
     """"standard 1.2, BN 3.4, ..." from values keyed `<tag><scheme>`."""
-    return ", ".join(f"{SHORT[n]} {format(values[tag + n], fmt)}" for n in SCHEMES)
+    return ", ".join(f"{SHORT_NAMES[n]} {format(values[tag + n], fmt)}" for n in SCHEMES)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -262,7 +260,7 @@ def _measure_train(runs: Runs) -> dict[str, float]:
 
 
 def _judge_train(v: Mapping[str, float]) -> Judgement:
-    checks = [Check(f"{SHORT[n]} − BN final training accuracy (points)", v[f"gap_{n}"], ">=", -TRAIN_MARGIN)
+    checks = [Check(f"{SHORT_NAMES[n]} − BN final training accuracy (points)", v[f"gap_{n}"], ">=", -TRAIN_MARGIN)
               for n in LP]
     return grade(checks, any_of(checks))
 
@@ -303,8 +301,8 @@ def _measure_shift(runs: Runs) -> dict[str, float]:
 
 
 def _judge_shift(v: Mapping[str, float]) -> Judgement:
-    vs_std = [Check(f"{SHORT[n]} shift ÷ the standard's", v[f"{n}_vs_std"], ">=", SHIFT_FACTOR) for n in LP]
-    vs_bn = tuple(Check(f"{SHORT[n]} shift ÷ BN's", v[f"{n}_vs_bn"], ">=", SHIFT_FACTOR) for n in LP)
+    vs_std = [Check(f"{SHORT_NAMES[n]} shift ÷ the standard's", v[f"{n}_vs_std"], ">=", SHIFT_FACTOR) for n in LP]
+    vs_bn = tuple(Check(f"{SHORT_NAMES[n]} shift ÷ BN's", v[f"{n}_vs_bn"], ">=", SHIFT_FACTOR) for n in LP)
     return grade(vs_std, any_of(vs_std) + [vs_bn])
 
 
@@ -327,7 +325,7 @@ def _measure_gauss(runs: Runs) -> dict[str, float]:
 
 
 def _judge_gauss(v: Mapping[str, float]) -> Judgement:
-    checks = [Check(f"{SHORT[n]} distance from the Gaussian ÷ BN's", v[f"{n}_vs_bn"], ">=", GAUSS_FACTOR)
+    checks = [Check(f"{SHORT_NAMES[n]} distance from the Gaussian ÷ BN's", v[f"{n}_vs_bn"], ">=", GAUSS_FACTOR)
               for n in LP]
     return grade(checks, any_of(checks))
 
@@ -358,7 +356,7 @@ def _measure_smooth(runs: Runs) -> dict[str, float]:
 
 
 def _smooth_checks(v: Mapping[str, float]) -> list[Check]:
-    return [Check(f"{MODEL_NAMES[m]} {STAT_NAMES[stat]} of {SHORT[n]}: distance to BN's ÷ to the standard's",
+    return [Check(f"{MODEL_NAMES[m]} {STAT_NAMES[stat]} of {SHORT_NAMES[n]}: distance to BN's ÷ to the standard's",
                   v[f"{m}_{stat}_{n}_closeness"], "<", 1) for (m, stat) in LOG_AXIS for n in LP]
 
 
@@ -384,9 +382,9 @@ def _measure_beta(runs: Runs) -> dict[str, float]:
 
 
 def _beta_checks(v: Mapping[str, float]) -> list[Check]:
-    vgg = [Check(f"VGG {SHORT[n]} median β ÷ BN's, off 1 by", abs(v[f"vgg_{n}_ratio"] - 1), "<=", BETA_VGG_TOL)
+    vgg = [Check(f"VGG {SHORT_NAMES[n]} median β ÷ BN's, off 1 by", abs(v[f"vgg_{n}_ratio"] - 1), "<=", BETA_VGG_TOL)
            for n in LP]
-    dln = [Check(f"DLN {SHORT[n]} median β ÷ BN's, off 1 in decades", abs(np.log10(v[f"dln_{n}_ratio"])), "<=",
+    dln = [Check(f"DLN {SHORT_NAMES[n]} median β ÷ BN's, off 1 in decades", abs(np.log10(v[f"dln_{n}_ratio"])), "<=",
                  np.log10(BETA_DLN_FACTOR)) for n in LP]
     return vgg + dln
 
