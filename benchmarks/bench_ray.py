@@ -1,16 +1,18 @@
-"""Time a fixed subset of a budget's book runs (seed 0; the cpu budget by default) one after another in one process,
-then through Ray on the same machine, and print both wall times and their ratio.
+"""Time a budget's book runs (seed 0; the cpu budget by default) one after another in one process, then through Ray
+on the same machine, and print both wall times and their ratio.
 
-    python benchmarks/bench_ray.py [--budget B] [--data PATH] [--workers N] [--threads T] [--steps N]
+    python benchmarks/bench_ray.py [--runs subset|seed] [--fraction F] [--budget B] [--data PATH] [--workers N]
+                                   [--threads T]
 
-The subset is four of Section 2.1's VGG runs (no BN and BN at LR 0.1 and 0.5) and two DLN runs (no BN and BN at LR
-1e-6): runs of unequal length, as in a book build, that split evenly over two workers, as a build's dozens of runs
-do (with an odd number of equal runs the ratio would mostly measure one core idling through the last run). The
-sequential leg is `book-runs --workers 1` (one process, on torch's default thread count unless `--threads` says
-otherwise); the Ray leg is `book-runs` (a local Ray, one single-threaded run per core, `--workers` of them). Each
-leg is timed whole (data loading, Ray's start and stop included), with the decoded data already cached. Records go
-to temporary stores (nothing is written under records/). `--steps N` trains every run N steps instead of the
-budget's, for a quick check.
+`--runs subset` (the default) times four of Section 2.1's VGG runs (no BN and BN at LR 0.1 and 0.5) and two DLN runs
+(no BN and BN at LR 1e-6): runs of unequal length, as in a book build, that split evenly over two workers, as a
+build's dozens of runs do (with an odd number of equal runs the ratio would mostly measure one core idling through
+the last run). `--runs seed` times every run of one seed of the book (what `book-runs --seeds 0` computes: 50 at the
+cpu budget); `--fraction F` trains each run F of its steps with its probe schedule unchanged, so that the mix of
+work stays the book's at a fraction of the time. The sequential leg is `book-runs --workers 1` (one process, on
+torch's default thread count unless `--threads` says otherwise); the Ray leg is `book-runs` (a local Ray, one
+single-threaded run per core, `--workers` of them). Each leg is timed whole (data loading, Ray's start and stop
+included), with the decoded data already cached. Records go to temporary stores (nothing is written under records/).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import torch
 
 from bnrepro.budgets import BUDGET_ORDER, get_budget
 from bnrepro.data import load_cifar10
 from bnrepro.distributed import compute
-from bnrepro.experiments import DLN_LOSS_SCALE, Spec, data_kind, data_root, make_config
+from bnrepro.experiments import DLN_LOSS_SCALE, Spec, book_configs, data_kind, data_root, make_config
 from bnrepro.records import RunStore
 
 SUBSET = (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("vgg", "none", 0.5), Spec("vgg", "batch", 0.5),
@@ -41,22 +44,31 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="Ray's runs at once (default: every core)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
                     help="torch threads of the sequential leg (default: torch's default, as book-runs --workers 1)")
-    ap.add_argument("--steps", type=int, help="train every run this many steps (default: the budget's)")
+    ap.add_argument("--runs", choices=("subset", "seed"), default="subset",
+                    help="the six runs of SUBSET (default), or every run of seed 0 of the budget's book")
+    ap.add_argument("--fraction", type=float, default=1.0,
+                    help="train each run this fraction of its steps, probes as scheduled (default: 1, the budget's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.workers < 2:
         sys.exit("--workers must be at least 2: with 1 both legs would run one after another")
+    if not 0 < args.fraction <= 1:
+        sys.exit(f"--fraction must be in (0, 1], got {args.fraction}")
     try:
         root = data_root(args.data, get_budget(args.budget))
     except ValueError as e:
         sys.exit(f"error: {e}")
-    configs = [make_config(s, args.budget, 0, data_kind(root)) for s in SUBSET]
-    if args.steps:
-        configs = [dataclasses.replace(c, steps=args.steps) for c in configs]
+    kind = data_kind(root)
+    if args.runs == "seed":
+        configs = book_configs(args.budget, [0], kind)
+    else:
+        configs = [make_config(s, args.budget, 0, kind) for s in SUBSET]
+    configs = [dataclasses.replace(c, steps=max(1, round(c.steps * args.fraction))) for c in configs]
     load_cifar10(root)  # decode once into the cache, outside the timings
-    print(f"{len(configs)} runs of the {args.budget} budget ({', '.join(f'{c.model} {c.norm} lr={c.lr:g}' for c in configs)}),"
-          f" {configs[0].steps} VGG / {configs[-1].steps} DLN steps; {os.cpu_count()} cores, sequential leg on "
-          f"{torch.get_num_threads()} torch threads, Ray on {args.workers} workers", flush=True)
+    mix = Counter(f"{c.model} ({c.steps} steps)" for c in configs)
+    print(f"{len(configs)} runs of the {args.budget} budget: {', '.join(f'{n} {m}' for m, n in mix.items())}; "
+          f"{os.cpu_count()} cores, sequential leg on {torch.get_num_threads()} torch threads, Ray on "
+          f"{args.workers} workers", flush=True)
     seconds = {}
     for leg, workers in (("sequential", 1), ("ray", args.workers)):
         with tempfile.TemporaryDirectory() as records:

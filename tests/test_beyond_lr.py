@@ -98,3 +98,14 @@ def test_observed_ratios_are_the_named_runs_late_ratios(runs):
     assert len(ratios) == len(bl.OBSERVED) * len(bl.QUANTITIES)
     assert ratios["vgg_std_mid_beta"] == bl.late_ratio(runs["vgg", "none", 0.05], "beta")
     assert ratios["dln_std_top_eigenvalue"] == bl.late_ratio(runs["dln", "none", max(bl.LRS["dln"])], "eigenvalue")
+
+
+def test_observed_by_seed_lists_every_seed_in_order(runs):
+    top = bl.late_ratio(runs["dln", "none", max(bl.LRS["dln"])], "beta")
+    assert bl.observed_by_seed({0: runs}, "dln_std_top", "beta") == f"{top:.2g} at seed 0"
+    assert bl.observed_by_seed({2: runs, 0: runs, 1: runs}, "dln_std_top", "beta") == \
+        f"{top:.2g} at seed 0, {top:.2g} at seed 1 and {top:.2g} at seed 2"
+    rec = runs["vgg", "none", 0.02]
+    reused = dataclasses.replace(rec, arrays={k: v for k, v in rec.arrays.items() if not k.startswith("curvature")})
+    assert bl.observed_by_seed({0: {**runs, ("vgg", "none", 0.02): reused}}, "vgg_std_low", "sharpness") == \
+        "— at seed 0"

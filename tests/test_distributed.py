@@ -428,9 +428,16 @@ def test_two_node_cluster_survives_a_killed_worker(two_node_cluster, tmp_path):
 # --- the benchmark --------------------------------------------------------------------------------------------------
 
 def test_bench_ray_runs_at_a_tiny_size(short_cache):
-    argv = ["--budget", "smoke", "--steps", "2", "--workers", "2", "--threads", "1"]
+    argv = ["--budget", "smoke", "--fraction", "0.07", "--workers", "2", "--threads", "1"]
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ray.py"), *argv], capture_output=True,
                        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("sequential ") and " ray " in last and "ratio " in last
+    assert "4 vgg16 (2 steps), 2 dln (14 steps)" in r.stdout  # the subset, at 7% of the smoke budget's steps
+
+
+def test_bench_ray_rejects_a_fraction_outside_zero_to_one():
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ray.py"), "--fraction", "1.5"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert r.returncode != 0 and "--fraction must be in (0, 1], got 1.5" in r.stderr

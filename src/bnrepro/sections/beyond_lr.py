@@ -288,6 +288,14 @@ def observed_ratios(runs: Runs) -> dict[str, float]:
     return {f"{name}_{q}": late_ratio(runs[key], q) for name, key in OBSERVED.items() for q in QUANTITIES}
 
 
+def observed_by_seed(by_seed: Mapping[int, Runs], name: str, quantity: str) -> str:
+    """`quantity`'s late median ÷ (2/LR) for the run `OBSERVED[name]` at every seed of `by_seed`, as prose:
+    "0.054 at seed 0, 0.031 at seed 1 and 1 at seed 2" ("—" where not recorded)."""
+    parts = [f"{v:.2g} at seed {seed}" if np.isfinite(v := late_ratio(runs[OBSERVED[name]], quantity))
+             else f"— at seed {seed}" for seed, runs in sorted(by_seed.items())]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 # --- figures ---------------------------------------------------------------------------------------------------
 
 STYLES = {"beta": "-", "sharpness": "--", "eigenvalue": ":"}
