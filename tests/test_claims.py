@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bnrepro.claims import (NOT_REPRODUCED, PARTLY, REPRODUCED, Check, Claim, Judged, Rule, Section, any_of,
-                            claims_markdown, grade)
+                            claims_markdown, grade, prose_list)
 from bnrepro.experiments import Spec
 
 
@@ -84,3 +84,9 @@ def test_a_section_must_list_every_run_its_rules_read():
     rule = Rule("k", "p", "r", "why", (Spec("dln", "none", 1e-6),), dict, lambda v: grade([]), str)
     with pytest.raises(ValueError, match="does not list"):
         Section("9.9", "t", "chapters/x", (Spec("dln", "batch", 1e-6),), (rule,))
+
+
+def test_prose_list_joins_one_two_and_more_items():
+    assert prose_list(["0"]) == "0"
+    assert prose_list(["0", "1"]) == "0 and 1"
+    assert prose_list(["0", "1", "2"]) == "0, 1 and 2"

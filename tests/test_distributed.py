@@ -427,10 +427,13 @@ def test_two_node_cluster_survives_a_killed_worker(two_node_cluster, tmp_path):
 
 # --- the benchmark --------------------------------------------------------------------------------------------------
 
+def bench_ray(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ray.py"), *argv], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+
 def test_bench_ray_runs_at_a_tiny_size(short_cache):
-    argv = ["--budget", "smoke", "--fraction", "0.07", "--workers", "2", "--threads", "1"]
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ray.py"), *argv], capture_output=True,
-                       text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    r = bench_ray("--budget", "smoke", "--fraction", "0.07", "--workers", "2", "--threads", "1")
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("sequential ") and " ray " in last and "ratio " in last
@@ -438,6 +441,5 @@ def test_bench_ray_runs_at_a_tiny_size(short_cache):
 
 
 def test_bench_ray_rejects_a_fraction_outside_zero_to_one():
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ray.py"), "--fraction", "1.5"],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    r = bench_ray("--fraction", "1.5")
     assert r.returncode != 0 and "--fraction must be in (0, 1], got 1.5" in r.stderr

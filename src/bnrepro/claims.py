@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from .experiments import Spec
 from .records import RunRecord
 
+
+def prose_list(items: Sequence[str]) -> str:
+    """Items as prose: "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED)
 VERDICT_SHORT = {REPRODUCED: "yes", PARTLY: "partly", NOT_REPRODUCED: "no"}  # in table cells

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget
-from .claims import VERDICT_SHORT, Judged, _cell
+from .claims import VERDICT_SHORT, Judged, _cell, prose_list
 from .experiments import Spec, make_config
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
@@ -82,8 +82,7 @@ def glue_setup(judged: Judged, data_source: str) -> None:
                         "dln_steps": b.dln_steps, "dln_every": b.dln_probe_every, "dln_samples": b.dln_samples,
                         "test_images": f"{b.test_limit or CIFAR10_TEST_IMAGES:,}", "data_source": data_source,
                         "seed": judged.seed, "n_seeds": len(seeds),
-                        "seeds": seeds[0] if len(seeds) == 1 else ", ".join(seeds[:-1]) + " and " + seeds[-1]
-                        }.items():
+                        "seeds": prose_list(seeds)}.items():
         glue(name, value, display=False)
 
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..claims import Check, Rule, Runs, Section, grade
+from ..claims import Check, Rule, Runs, Section, grade, prose_list
 from ..experiments import DLN_LOSS_SCALE, SWEEP_LRS, Spec
 from ..figures import COLORS, MODEL_NAMES, SHORT_NAMES, smooth
 from ..probes.weight_norms import scale_invariance_residuals
@@ -291,9 +291,8 @@ def observed_ratios(runs: Runs) -> dict[str, float]:
 def observed_by_seed(by_seed: Mapping[int, Runs], name: str, quantity: str) -> str:
     """`quantity`'s late median ÷ (2/LR) for the run `OBSERVED[name]` at every seed of `by_seed`, as prose:
     "0.054 at seed 0, 0.031 at seed 1 and 1 at seed 2" ("—" where not recorded)."""
-    parts = [f"{v:.2g} at seed {seed}" if np.isfinite(v := late_ratio(runs[OBSERVED[name]], quantity))
-             else f"— at seed {seed}" for seed, runs in sorted(by_seed.items())]
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return prose_list([f"{v:.2g} at seed {seed}" if np.isfinite(v := late_ratio(runs[OBSERVED[name]], quantity))
+                       else f"— at seed {seed}" for seed, runs in sorted(by_seed.items())])
 
 
 # --- figures ---------------------------------------------------------------------------------------------------
