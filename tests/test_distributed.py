@@ -435,9 +435,13 @@ def bench_ray(*argv: str) -> subprocess.CompletedProcess:
 def test_bench_ray_runs_at_a_tiny_size(short_cache):
     r = bench_ray("--budget", "smoke", "--fraction", "0.07", "--workers", "2", "--threads", "1")
     assert r.returncode == 0, r.stderr
-    last = r.stdout.strip().splitlines()[-1]
+    *_, legs, ceiling, last = r.stdout.strip().splitlines()
     assert last.startswith("sequential ") and " ray " in last and "ratio " in last
     assert "4 vgg16 (2 steps), 2 dln (14 steps)" in r.stdout  # the subset, at 7% of the smoke budget's steps
+    assert legs.startswith("sequential: ") and "over 2 workers" in legs
+    # two workers run at most twice the work of one wall second, so the ratio never exceeds its ceiling
+    ratio, bound = float(last.rsplit(" ", 1)[1]), float(ceiling.split()[1])
+    assert ceiling.startswith("ceiling ") and 0 < ratio <= bound + 0.01
 
 
 def test_bench_ray_rejects_a_fraction_outside_zero_to_one():
