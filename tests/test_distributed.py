@@ -226,6 +226,8 @@ def test_longest_runs_first_at_most_slots_at_once(tmp_path, monkeypatch):
     assert work == sorted(work, reverse=True)  # the largest estimated work first, every DLN run last
     vgg = [c.norm for c in runner.submitted if c.model == "vgg16"]
     assert vgg[0] == "noisy" and {c.model for c in runner.submitted[-4:]} == {"dln"}
+    dln = [c.norm for c in runner.submitted if c.is_dln]  # the slowest normalizations first, no normalization last
+    assert dln.index("l1") < dln.index("batch") < dln.index("none") and dln[-1] == "none"
     assert stored_files(store) == expected_files(store, configs)
 
 
