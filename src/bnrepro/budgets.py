@@ -1,8 +1,10 @@
 """Named compute budgets: every size knob of every experiment, in one commented place.
 
-`smoke` runs the whole book in seconds on a CPU (CI), `cpu` runs it on a CPU with real CIFAR-10 and a narrower VGG
-(about 30 min of one-thread training per seed), `cpu15k` trains that narrower VGG for the paper's 15,000 steps
-(Section 2.1's runs only), `paper` is the paper's setup (Appendix A.1) for a GPU.
+`smoke` runs the whole book in seconds on a CPU (CI), `cpu` runs it on a CPU with real CIFAR-10 and a narrower VGG,
+`cpu15k` trains that narrower VGG for the paper's 15,000 steps (the VGG runs of Sections 2.1, 2.2, 3.1, 3.3 and
+Part IV.1), `paper` is the paper's setup (Appendix A.1) for a GPU. `BUDGET_ORDER` is the chain the book's `best`
+picks from; the width ladder's budgets (`LADDER`) sit beside it: the `cpu` VGG at other widths, for the scale
+appendix only.
 """
 
 from __future__ import annotations
@@ -65,7 +67,27 @@ BUDGETS: dict[str, Budget] = {
         # probes every 250 steps: Figure 1c's step labels 2,000, 6,000, 10,000 and 14,000 are among them
         eval_every=500, test_limit=None, train_limit=None, vgg_probe_every=250,
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
-        default_data=None, sections=("2.1",), resnet_width=1 / 2,
+        default_data=None, sections=("2.1", "2.2", "3.1", "3.3", "IV.1"), resnet_width=1 / 2,
+    ),
+    # The width ladder (scale appendix): the cpu budget's schedule and probes at other VGG widths; their sections'
+    # DLN runs are the cpu budget's records (`dln_home`). Widths 1/2 and 1 are read from `paper` where recorded.
+    "cpu_w16": Budget(
+        name="cpu_w16",
+        description="the width ladder's narrowest rung: the cpu budget's VGG-16 at 1/16 width (2,500 steps, probes "
+                    "every 50), the standard and BN networks of Sections 2.2 and 3.1",
+        vgg_arch="vgg16", vgg_width=1 / 16, vgg_steps=2500, vgg_batch_size=128,
+        eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
+        dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
+        default_data=None, sections=("2.2", "3.1"), resnet_width=1 / 2,
+    ),
+    "cpu_w4": Budget(
+        name="cpu_w4",
+        description="the width ladder's widest CPU rung: the cpu budget's VGG-16 at 1/4 width (2,500 steps, probes "
+                    "every 50), the standard and BN networks of Sections 2.2 and 3.1",
+        vgg_arch="vgg16", vgg_width=1 / 4, vgg_steps=2500, vgg_batch_size=128,
+        eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
+        dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
+        default_data=None, sections=("2.2", "3.1"), resnet_width=1 / 2,
     ),
     "paper": Budget(
         name="paper",
@@ -79,6 +101,23 @@ BUDGETS: dict[str, Budget] = {
 
 #: Budgets from cheapest to most faithful; the book shows the highest one that has records.
 BUDGET_ORDER = ("smoke", "cpu", "cpu15k", "paper")
+#: The width ladder of the scale appendix, narrowest first: (budget, VGG width). `paper` is its top rung; a budget
+#: with a width between (1/2, say) joins by one line here.
+LADDER = ("cpu_w16", "cpu", "cpu_w4", "paper")
+#: Every budget name a command accepts.
+BUDGET_NAMES = tuple(BUDGETS)
+
+_DLN_FIELDS = ("dln_steps", "dln_samples", "dln_probe_every")
+
+
+def dln_home(budget: Budget) -> str:
+    """The budget whose name a DLN run's config carries: the first of `BUDGETS` with the same DLN settings.
+
+    The DLN is the same network at `cpu`, `cpu15k`, the ladder and `paper`, so each of its runs is one record
+    (under `records/cpu/`), computed once and read by every budget that has it.
+    """
+    same = [b for b in BUDGETS.values() if all(getattr(b, f) == getattr(budget, f) for f in _DLN_FIELDS)]
+    return same[0].name if same else budget.name
 
 
 def get_budget(name: str) -> Budget:
@@ -86,4 +125,4 @@ def get_budget(name: str) -> Budget:
     try:
         return BUDGETS[name]
     except KeyError:
-        raise ValueError(f"unknown budget {name!r}: choose one of {', '.join(BUDGET_ORDER)}") from None
+        raise ValueError(f"unknown budget {name!r}: choose one of {', '.join(BUDGETS)}") from None

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .budgets import BUDGET_ORDER, get_budget
+from .budgets import BUDGET_NAMES, get_budget
 from .models import NORMS, RESNET_BLOCKS, VGG_CONFIGS
 
 
@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one run (or load its stored record) and print its summary",
                        description="Train one run at a budget, or load its stored record if it exists.")
-    t.add_argument("--budget", default="cpu", choices=BUDGET_ORDER,
+    t.add_argument("--budget", default="cpu", choices=BUDGET_NAMES,
                    help="size preset from bnrepro.budgets (default: cpu): smoke = seconds on CPU, "
                         "cpu = narrow VGG on two cores, paper = the paper's setup for a GPU")
     t.add_argument("--model", default=None, choices=[*VGG_CONFIGS, *RESNET_BLOCKS, "dln"],
@@ -45,8 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                        description="Compute every run the book's chapters need at a budget that is not stored yet, "
                                    "each as a Ray task: on a local Ray using every core, or on the cluster at "
                                    "--address / $RAY_ADDRESS. Exits 1 naming every run that failed.")
-    r.add_argument("--budget", default="cpu", choices=BUDGET_ORDER, help="size preset (default: cpu)")
+    r.add_argument("--budget", default="cpu", choices=BUDGET_NAMES, help="size preset (default: cpu)")
     r.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    r.add_argument("--sections", default=None,
+                   help="comma-separated paper sections whose runs to compute, e.g. 2.2,3.3 (default: every section "
+                        "of the budget)")
     r.add_argument("--data", default=None, help="CIFAR-10 location (default: $BNREPRO_DATA)")
     r.add_argument("--device", default="auto",
                    help="cpu, cuda or auto (default: the GPUs when the machine or cluster has any)")
@@ -116,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"record": str(store.path(rec.config)), "status": rec.status,
                               **rec.summary}, indent=1))
         else:
-            return book_runs(args.budget, parse_seeds(args.seeds), args.data, store, args, force=args.force)
+            sections = args.sections.split(",") if args.sections else None
+            return book_runs(args.budget, parse_seeds(args.seeds), args.data, store, args, force=args.force,
+                             sections=sections)
     except ValueError as e:  # bad input: say what is wrong and how to fix it, without a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -131,7 +136,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argparse.Namespace,
-              force: bool = False) -> int:
+              force: bool = False, sections: list[str] | None = None) -> int:
     """Compute the book's missing runs at `budget` (all of them if `force`) with the options of
     `add_compute_options` and `--device` in `args`; the exit status: 0, 1 if runs failed (named on stderr), 130 if
     interrupted."""
@@ -139,7 +144,7 @@ def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argp
     from .experiments import _data_location, book_configs, data_kind
 
     root = _data_location(data, get_budget(budget))
-    configs = book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10")
+    configs = book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10", sections)
     try:
         failed = compute(configs, root, store=store, force=force, device=args.device, workers=args.workers,
                          address=args.address, gpus_per_run=args.gpus_per_run)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .budgets import BUDGET_ORDER, Budget, get_budget
+from .budgets import BUDGET_ORDER, Budget, dln_home, get_budget
 from .probes.landscape import DLN_GRID, VGG_GRID
 from .records import RunRecord, RunStore, default_cache_dir
 from .train import RunConfig, pick_device, train
@@ -71,7 +71,7 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
     b = get_budget(budget) if isinstance(budget, str) else budget
     if spec.model == "dln":
         return RunConfig(model="dln", norm=spec.norm, lr=spec.lr, steps=b.dln_steps, batch_size=b.dln_samples,
-                         seed=seed, budget=b.name, data="gaussian", eval_every=b.dln_steps,
+                         seed=seed, budget=dln_home(b), data="gaussian", eval_every=b.dln_steps,
                          probe_every=b.dln_probe_every, act_layers=DLN_ACT_LAYERS, ics_layers=DLN_ICS_LAYERS,
                          ics_params=ics_params, landscape_grid=DLN_GRID, dln_samples=b.dln_samples,
                          dln_loss_scale=spec.loss_scale, dtype=spec.dtype, **optional_probes(spec, seed))
@@ -103,25 +103,34 @@ def optional_probes(spec: Spec, seed: int) -> dict:
     return probes
 
 
-def book_specs(budget: str) -> tuple[Spec, ...]:
-    """The runs of every section of the book (of the budget's sections, when it names some), in book order."""
+def book_specs(budget: str, sections: Sequence[str] | None = None) -> tuple[Spec, ...]:
+    """The runs of every section of the book (of the budget's sections, when it names some; of those also in
+    `sections`, when given), in book order."""
     from .sections import SECTIONS  # the sections import this module
 
     numbers = get_budget(budget).sections or tuple(SECTIONS)
+    if sections is not None:
+        unknown = [n for n in sections if n not in numbers]
+        if unknown:
+            raise ValueError(f"the {budget!r} budget has no section {', '.join(unknown)}: choose among "
+                             f"{', '.join(numbers)}")
+        numbers = tuple(n for n in numbers if n in sections)
     return tuple(dict.fromkeys(s for number in numbers for s in SECTIONS[number].specs))
 
 
-def book_configs(budget: str, seeds: Sequence[int], data_kind: str) -> list[RunConfig]:
+def book_configs(budget: str, seeds: Sequence[int], data_kind: str,
+                 sections: Sequence[str] | None = None) -> list[RunConfig]:
     """Every run the book needs at `budget` and `seeds` (seed-major), on data of `data_kind` ("cifar10" or
-    "synthetic[:N]"): each section's runs at every seed, and each DLN run of the paper's sections also under the
-    other loss-scale readings and, at seed 0, in float64 (what `readings.variants` judges)."""
+    "synthetic[:N]"): each section's runs at every seed (of `sections` only, when given), and each DLN run of the
+    paper's sections also under the other loss-scale readings and, at seed 0, in float64 (what
+    `readings.variants` judges)."""
     from .readings import DTYPES, READINGS, variant
     from .sections import SECTIONS
 
     paper = {s for section in SECTIONS.values() if section.variants for s in section.specs}
     out = []
     for seed in seeds:
-        for spec in book_specs(budget):
+        for spec in book_specs(budget, sections):
             out.append(make_config(spec, budget, seed, data_kind))
             if spec.model == "dln" and spec in paper:
                 out += [make_config(variant(spec, c, d), budget, seed, data_kind) for c in READINGS for d in DTYPES
