@@ -38,8 +38,9 @@ def test_figure_slider_structure():
     box = figure_slider(_draw, values, description="k")
     slider, stack = box.children
     assert isinstance(slider, ipywidgets.SelectionSlider) and isinstance(stack, ipywidgets.Stack)
-    assert slider.options == tuple((str(v), i) for i, v in enumerate(values)) and slider.index == 0 and slider.description == "k"
-    assert len(stack.children) == len(values) and stack.selected_index == 0
+    assert slider.options == tuple((str(v), i) for i, v in enumerate(values)) and slider.description == "k"
+    assert slider.index == stack.selected_index == len(values) - 1  # opens on the last frame by default
+    assert len(stack.children) == len(values)
     assert all(isinstance(img, ipywidgets.Image) for img in stack.children)
     for img in stack.children:
         assert img.format == "png" and Image.open(io.BytesIO(img.value)).format == "PNG"
@@ -49,8 +50,19 @@ def test_figure_slider_structure():
     assert not plt.get_fignums()
 
 
+def test_slider_opens_on_the_frame_asked_for():
+    slider, stack = figure_slider(_draw, [1, 2, 3], start=2).children
+    assert slider.index == stack.selected_index == 1 and slider.value == 1
+    slider, stack = step_slider([b"a", b"b", b"c"], ["x", "y", "z"], start=-1).children
+    assert slider.index == stack.selected_index == 2
+    with pytest.raises(ValueError):
+        figure_slider(_draw, [1, 2], start=5)
+
+
 def test_step_slider_rejects_mismatched_inputs():
     with pytest.raises(ValueError):
         step_slider([b"x"], ["a", "b"])
     with pytest.raises(ValueError):
         step_slider([], [])
+    with pytest.raises(ValueError):
+        step_slider([b"x"], ["a"], start=1)
