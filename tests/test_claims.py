@@ -4,16 +4,18 @@ import math
 
 import pytest
 
-from bnrepro.claims import (NOT_REPRODUCED, PARTLY, REPRODUCED, Check, Claim, Judged, Rule, Section, any_of,
-                            claims_markdown, grade, prose_list)
+from bnrepro.claims import (NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Check, Claim, Judged, Rule, Section,
+                            Variants, any_of, claims_markdown, combined_verdict, count_verdicts, grade, prose_list,
+                            trains)
 from bnrepro.experiments import Spec
 
 
 def test_check_compares_and_knows_when_it_is_near_its_threshold():
     assert Check("x", 2.0, ">=", 2).holds and not Check("x", 2.0, ">", 2).holds
     assert Check("x", 1.0, "<", 2).holds and not Check("x", math.nan, "<", 2).holds
-    assert Check("x", 1.96, ">=", 2).near and Check("x", 2.09, ">=", 2).near
-    assert not Check("x", 1.89, ">=", 2).near and not Check("x", math.inf, ">=", 2).near
+    assert Check("x", 1.81, ">=", 2).near and Check("x", 2.19, ">=", 2).near
+    assert not Check("x", 1.79, ">=", 2).near and not Check("x", math.inf, ">=", 2).near
+    assert not Check("share", 1.0, ">=", 1, graded=False).near  # a count or share has no small change
     assert not Check("x", 0.01, ">", 0).near  # a zero threshold has no relative neighbourhood
     with pytest.raises(ValueError, match="<, <=, >, >="):
         Check("x", 1, "==", 1)
@@ -90,3 +92,55 @@ def test_prose_list_joins_one_two_and_more_items():
     assert prose_list(["0"]) == "0"
     assert prose_list(["0", "1"]) == "0 and 1"
     assert prose_list(["0", "1", "2"]) == "0, 1 and 2"
+
+
+def test_an_undefined_number_is_not_testable_never_not_reproduced():
+    j = grade([Check("slope", math.nan, ">=", -1.25), Check("b", 3, ">", 1)], [[Check("b", 3, ">", 1)]])
+    assert j.verdict == NOT_TESTABLE and j.reason == "slope is undefined (NaN)"
+    assert grade([Check("steps", math.inf, "<", 10)]).verdict == NOT_REPRODUCED  # infinity is a number: never reached
+
+
+def rule_with(needs=None, readings=None) -> Rule:
+    judge = None if readings else (lambda v: grade([Check("x", v["x"], ">", 1)]))
+    return Rule("k", "paper", "rule", "reason", (), lambda runs: dict(runs), judge, lambda v: f"x = {v['x']}",
+                needs=needs, needs_reason="why" if needs else "", readings=readings)
+
+
+def test_a_failed_precondition_gives_not_testable_with_the_reason_and_keeps_the_measurement():
+    rule = rule_with(needs=lambda v: [trains("the standard network", v["acc"])])
+    c = rule.apply({"x": 2.0, "acc": 17.1})
+    assert c.verdict == NOT_TESTABLE and c.untestable.startswith("needs the standard network's final training")
+    assert c.ours.startswith("x = 2.0 (not testable: needs")
+    assert rule.apply({"x": 2.0, "acc": 60.0}).verdict == REPRODUCED
+    # a precondition near its bar is noted: a small change would make the claim not testable
+    assert rule.apply({"x": 2.0, "acc": 31.0}).near
+    with pytest.raises(ValueError, match="needs_reason"):
+        Rule("k", "p", "r", "why", (), dict, lambda v: grade([]), str, needs=lambda v: [])
+
+
+def test_readings_are_judged_each_and_named_where_they_disagree():
+    rule = rule_with(readings={"width": lambda v: grade([Check("w", v["w"], ">=", 2)], [[Check("w", v["w"], ">", 1)]]),
+                               "decades": lambda v: grade([Check("d", v["d"], ">=", 2)])})
+    c = rule.apply({"x": 0, "w": 2.5, "d": 0.8})
+    assert c.readings == {"width": REPRODUCED, "decades": NOT_REPRODUCED}
+    assert c.verdict == "reproduced by width, not reproduced by decades"
+    assert rule.apply({"x": 0, "w": 2.5, "d": 3}).verdict == REPRODUCED
+    assert combined_verdict({"a": PARTLY, "b": PARTLY}) == PARTLY
+    with pytest.raises(ValueError, match="either judge or readings"):
+        Rule("k", "p", "r", "why", (), dict, None, str)
+
+
+def test_headline_counts_each_reading_where_they_disagree_and_not_testable_apart():
+    c = [Claim("k", "p", "o", "reproduced by w, not reproduced by d", "r", readings={"w": REPRODUCED,
+                                                                                  "d": NOT_REPRODUCED})] * 2
+    j = Judged(Section("9.9", "t", "chapters/x", (), ()), "cpu", (0, 1), {}, {0: [c[0]], 1: [c[1]]})
+    assert j.headline(0) == "by w: reproduced at 2 of 2 seeds; by d: not reproduced at 2 of 2 seeds"
+    assert count_verdicts([NOT_TESTABLE, REPRODUCED, NOT_TESTABLE]) == "reproduced at 1, not testable at 2 of 3 seeds"
+
+
+def test_headline_shows_both_dln_readings_where_they_differ():
+    j = judged([PARTLY, PARTLY])
+    j.variants["k"] = Variants(0.1, {(0.1, "float32", 0): PARTLY, (0.1, "float32", 1): PARTLY,
+                                     (1.0, "float32", 0): REPRODUCED, (1.0, "float32", 1): PARTLY})
+    assert j.headline(0) == ("loss scale 0.1: partly reproduced at 2 of 2 seeds; loss scale 1: reproduced at 1, "
+                             "partly reproduced at 1 of 2 seeds")

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
+from ..claims import TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade, trains
 from ..experiments import Spec
 from ..figures import COLORS, activation_arrays, label, smooth
 from ..records import RunRecord
@@ -49,24 +49,24 @@ def schedule_figure(long: Sequence[RunRecord], short: Sequence[RunRecord]) -> Fi
     """The paper's schedule beside the short one: (a) smoothed training accuracy of the 15,000-step runs (solid)
     and the shorter budget's runs of the same networks (dashed); (b) the long runs' test accuracy with their
     training accuracy (thin), so that the train-test gap over training shows."""
-    fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.2), layout="constrained")
     for runs, style in ((long, "-"), (short, "--")):
         for r in runs:
             y = 100 * smooth(r["train_acc"], 150)
-            axes[0].plot(np.arange(1, len(y) + 1), y, style, color=COLORS[r.config["norm"]], lw=1.2,
-                         label=f"{label(r)}, {r.config['steps']:,} steps")
+            axes[0].plot(np.arange(1, len(y) + 1), y, style, color=COLORS[r.config["norm"]], lw=1.2)
     for r in long:
         color = COLORS[r.config["norm"]]
-        axes[1].plot(r["test_step"], 100 * r["test_acc"], color=color, lw=1.4, label=f"{label(r)}: test")
+        axes[1].plot(r["test_step"], 100 * r["test_acc"], color=color, lw=1.4)
         y = 100 * smooth(r["train_acc"], 150)
         axes[1].plot(np.arange(1, len(y) + 1), y, color=color, lw=0.6, alpha=0.6)
     axes[0].axhline(90, color="grey", lw=0.6, ls=":")
-    axes[0].set(xlabel="training steps", ylabel="training accuracy (%)", ylim=(0, 100),
-                title="Training accuracy (solid: 15,000 steps; dashed: short budget)")
+    axes[0].set(xlabel="training steps", ylabel="training accuracy (%)", ylim=(0, 100), title="Training accuracy")
     axes[1].set(xlabel="training steps", ylabel="accuracy (%)", ylim=(0, 100),
-                title="Test (thick) and training (thin) accuracy")
-    axes[0].legend(fontsize=7, loc="lower right")
-    axes[1].legend(fontsize=7, loc="lower right")
+                title=f"{long[0].config['steps']:,} steps: test (thick),\ntraining (thin)")
+    handles = [plt.Line2D([], [], color=COLORS[r.config["norm"]], lw=1.4) for r in long]
+    handles += [plt.Line2D([], [], color=FOREGROUND, lw=1.2, ls=style) for style in ("-", "--")]
+    fig.legend(handles, [label(r) for r in long] + [f"{runs[0].config['steps']:,} steps" for runs in (long, short)],
+               loc="outside lower center", ncol=2)
     return fig
 
 
@@ -112,10 +112,6 @@ def schedule_text(long) -> str:
             f"its training set after {PAPER_STEPS:,} steps.")
 
 
-def _train_acc(rec: RunRecord) -> float:
-    return 0.0 if rec.status == "diverged" else rec.summary["final_train_acc"]
-
-
 def _test_acc(rec: RunRecord) -> float:
     return 0.0 if rec.status == "diverged" else rec.summary["final_test_acc"]
 
@@ -158,24 +154,43 @@ def _steps(n: float) -> str:
 
 
 def _measure_generalise(runs: Runs) -> dict[str, float]:
-    bn, std = 100 * _test_acc(_run(runs, BN)), 100 * _test_acc(_run(runs, STD))
-    return {"bn": bn, "std": std, "gap": bn - std}
+    bn, std = _run(runs, BN), _run(runs, STD)
+    test = {k: 100 * _test_acc(r) for k, r in (("bn", bn), ("std", std))}
+    train = {k: 100 * final_train_acc(r) for k, r in (("bn", bn), ("std", std))}
+    return {**test, "gap": test["bn"] - test["std"], "bn_train": train["bn"], "std_train": train["std"],
+            "bn_tt_gap": train["bn"] - test["bn"], "std_tt_gap": train["std"] - test["std"],
+            "tt_gap_diff": (train["std"] - test["std"]) - (train["bn"] - test["bn"])}
+
+
+def _needs_both_train(v) -> list[Check]:
+    return [trains("the standard network", v["std_train"]), trains("the BN network", v["bn_train"])]
 
 
 GENERALISE = Rule(
-    "c21_generalise", "BatchNorm also generalises better: test accuracy 83% with BN vs 80% without (LR 0.1).",
-    "reproduced if BN's final test accuracy beats the standard network's by at least 1 point; partly if it is "
-    "higher", "1 point is a third of the paper's 3-point gap: a smaller lead is a direction, not the gap",
-    (STD, BN), _measure_generalise,
-    lambda v: grade([Check("test-accuracy gap (points)", v["gap"], ">=", 1)],
-                    [[Check("BN's test accuracy (%) against the standard's", v["bn"], ">", v["std"])]]),
-    lambda v: f"{v['bn']:.1f}% with BN vs {v['std']:.1f}% without ({v['gap']:+.1f} points)")
+    "c21_generalise", "BatchNorm generalises better (LR 0.1), read as a higher test accuracy or as a smaller "
+                      "train-test gap; the paper: 83% test accuracy with BN vs 80% without.",
+    "by test accuracy: reproduced if BN's final test accuracy beats the standard network's by at least 1 point, "
+    "partly if it is higher; by train-test gap: reproduced if BN's gap (final training minus test accuracy) is at "
+    "least 1 point smaller than the standard network's, partly if it is smaller; both networks must train",
+    "1 point is a third of the paper's 3-point gap: a smaller lead is a direction, not the gap; the paper shows test "
+    "accuracy, while \"generalises\" also reads as the gap between training and test",
+    (STD, BN), _measure_generalise, None,
+    lambda v: f"test accuracy {v['bn']:.1f}% with BN vs {v['std']:.1f}% without ({v['gap']:+.1f} points); "
+              f"train-test gap {v['bn_tt_gap']:.1f} points with BN vs {v['std_tt_gap']:.1f} without",
+    needs=_needs_both_train, needs_reason=TRAINS_REASON,
+    readings={
+        "test accuracy": lambda v: grade(
+            [Check("test-accuracy gap (points)", v["gap"], ">=", 1)],
+            [[Check("BN's test accuracy (%) against the standard's", v["bn"], ">", v["std"])]]),
+        "train-test gap": lambda v: grade(
+            [Check("the standard's train-test gap − BN's (points)", v["tt_gap_diff"], ">=", 1)],
+            [[Check("the standard's train-test gap − BN's (points)", v["tt_gap_diff"], ">", 0)]])})
 
 
 def _measure_std05(runs: Runs) -> dict[str, float]:
     rec = _run(runs, STD5)
     diverged = rec.summary["diverged_at"] if rec.status == "diverged" else -1
-    return {"train": 100 * _train_acc(rec), "test": 100 * _test_acc(rec), "diverged_at": diverged}
+    return {"train": 100 * final_train_acc(rec), "test": 100 * _test_acc(rec), "diverged_at": diverged}
 
 
 STD05 = Rule(
@@ -188,13 +203,14 @@ STD05 = Rule(
 
 
 def _measure_bn05(runs: Runs) -> dict[str, float]:
-    bn5, bn = _train_acc(_run(runs, BN5)), _train_acc(_run(runs, BN))
+    bn5, bn = final_train_acc(_run(runs, BN5)), final_train_acc(_run(runs, BN))
     return {"train": 100 * bn5, "test": 100 * _test_acc(_run(runs, BN5)), "train_01": 100 * bn,
             "ratio": bn5 / max(bn, 1e-9)}
 
 
 BN05 = Rule(
-    "c21_bn05", "With BatchNorm the network trains at LR 0.5 (about 100% training, 80% test accuracy).",
+    "c21_bn05", "With BatchNorm the network trains at LR 0.5 about as well as at LR 0.1 (its training accuracy); the "
+                "paper: about 100% training and 80% test accuracy at LR 0.5.",
     "reproduced if BN at LR 0.5 ends with at least 90% of BN's LR-0.1 training accuracy; partly if with at least 50%",
     "the paper has both LRs near 100%; shorter runs end lower, so LR 0.5 is compared with LR 0.1 of the same "
     "budget", (BN, BN5), _measure_bn05,
@@ -206,29 +222,33 @@ BN05 = Rule(
 
 def _level(runs: Runs) -> float:
     """90% of the lower final training accuracy of the standard and the BN network at LR 0.1."""
-    return 0.9 * min(_train_acc(_run(runs, STD)), _train_acc(_run(runs, BN)))
+    return 0.9 * min(final_train_acc(_run(runs, STD)), final_train_acc(_run(runs, BN)))
 
 
 def _measure_faster(runs: Runs) -> dict[str, float]:
     level = _level(runs)
     return {"level": 100 * level, "bn": steps_to_reach(_run(runs, BN), level),
-            "std": steps_to_reach(_run(runs, STD), level)}
+            "std": steps_to_reach(_run(runs, STD), level), "std_train": 100 * final_train_acc(_run(runs, STD))}
 
 
 FASTER = Rule(
-    "c21_faster", "BatchNorm trains faster (BN reaches ~90% training accuracy in ~2k steps, standard in ~4-5k).",
-    "reproduced if BN reaches 90% of the lower final training accuracy of the two (LR 0.1) in fewer steps",
-    "a level both runs reach, so that the two are timed on the same climb", (STD, BN), _measure_faster,
+    "c21_faster", "BatchNorm reaches a common training-accuracy level in fewer steps (LR 0.1); the paper: about 2k "
+                  "vs 4-5k steps to 90%.",
+    "reproduced if BN reaches 90% of the lower final training accuracy of the two (LR 0.1) in fewer steps; the "
+    "standard network must train", "a level both runs reach, so that the two are timed on the same climb",
+    (STD, BN), _measure_faster,
     lambda v: grade([Check("BN's steps to the level against the standard's", v["bn"], "<", v["std"])]),
     lambda v: f"to reach {v['level']:.1f}% training accuracy: {_steps(v['bn'])} steps with BN, "
-              f"{_steps(v['std'])} without")
+              f"{_steps(v['std'])} without",
+    needs=lambda v: [trains("the standard network", v["std_train"])], needs_reason=TRAINS_REASON)
 
 
 def _measure_noisy(runs: Runs) -> dict[str, float]:
-    noisy, bn = _train_acc(_run(runs, NOISY)), _train_acc(_run(runs, BN))
+    noisy, bn = final_train_acc(_run(runs, NOISY)), final_train_acc(_run(runs, BN))
     level = _level(runs)
     return {"train": 100 * noisy, "diff": 100 * (noisy - bn), "level": 100 * level,
-            "steps": steps_to_reach(_run(runs, NOISY), level), "std_steps": steps_to_reach(_run(runs, STD), level)}
+            "steps": steps_to_reach(_run(runs, NOISY), level), "std_steps": steps_to_reach(_run(runs, STD), level),
+            "std_train": 100 * final_train_acc(_run(runs, STD))}
 
 
 def _judge_noisy(v) -> Judgement:
@@ -246,14 +266,15 @@ NOISY_BN = Rule(
     (STD, BN, NOISY), _measure_noisy,
     _judge_noisy,
     lambda v: f"final training accuracy {v['train']:.1f}% (noisy BN, {v['diff']:+.1f} points from BN), "
-              f"{_steps(v['steps'])} steps to {v['level']:.1f}% (standard: {_steps(v['std_steps'])})")
+              f"{_steps(v['steps'])} steps to {v['level']:.1f}% (standard: {_steps(v['std_steps'])})",
+    needs=lambda v: [trains("the standard network", v["std_train"])], needs_reason=TRAINS_REASON)
 
 
 PAPER_STEPS = 15_000  # the paper's schedule: the claims below are judged only on runs this long (the cpu15k budget)
 
 
 def _measure_full(runs: Runs) -> dict[str, float]:
-    acc = {k: 100 * _train_acc(_run(runs, s)) for k, s in (("std", STD), ("bn", BN), ("noisy", NOISY))}
+    acc = {k: 100 * final_train_acc(_run(runs, s)) for k, s in (("std", STD), ("bn", BN), ("noisy", NOISY))}
     return acc | {"lowest": min(acc.values())}
 
 
@@ -273,16 +294,15 @@ def _measure_steps90(runs: Runs) -> dict[str, float]:
 
 
 def _judge_steps90(v) -> Judgement:
-    faster = Check("BN's steps to 90% against the standard's", v["bn"], "<", v["std"])
-    return grade([Check("BN's steps to 90%", v["bn"], "<=", 3000), Check("the standard's steps to 90%", v["std"],
-                                                                       "<=", 7500), faster], [[faster]])
+    bn, std = Check("BN's steps to 90%", v["bn"], "<=", 3000), Check("the standard's steps to 90%", v["std"], "<=", 7500)
+    return grade([bn, std, Check("BN's steps to 90% against the standard's", v["bn"], "<", v["std"])], [[bn], [std]])
 
 
 STEPS90 = Rule(
-    "c21_steps90", "BN reaches about 90% training accuracy within about 2k steps, the standard network within about "
-                   "4-5k (LR 0.1).",
+    "c21_steps90", "BN reaches 90% training accuracy within about 2k steps, the standard network within about 4-5k "
+                   "(LR 0.1): the paper's step counts themselves.",
     "reproduced if BN reaches 90% smoothed training accuracy within 3,000 steps, the standard network within 7,500 "
-    "and BN first; partly if BN gets there first",
+    "and BN first; partly if one of the two networks reaches it within its bound",
     "\"about\" read as up to 1.5 times the paper's step counts", (STD, BN), _measure_steps90, _judge_steps90,
     lambda v: f"steps to 90% training accuracy: BN {_steps(v['bn'])}, standard {_steps(v['std'])}",
     min_steps=PAPER_STEPS)
@@ -299,20 +319,21 @@ def late_gains(rec: RunRecord) -> tuple[float, float]:
     start = min(LATE_FROM, len(rec["train_acc"]))
     test = 100 * np.interp(start, rec["test_step"], rec["test_acc"])
     train = 100 * smooth(rec["train_acc"], max(1, rec.config["steps"] // 100))[start - 1]
-    return 100 * _test_acc(rec) - test, 100 * _train_acc(rec) - train
+    return 100 * _test_acc(rec) - test, 100 * final_train_acc(rec) - train
 
 
 def _measure_test_level(runs: Runs) -> dict[str, float]:
     bn, std = _run(runs, BN), _run(runs, STD)
     (bn_test, bn_train), (std_test, std_train) = late_gains(bn), late_gains(std)
     return {"bn_late_test": bn_test, "bn_late_train": bn_train, "std_late_test": std_test,
-            "std_late_train": std_train,"bn": 100 * _test_acc(bn), "std": 100 * _test_acc(std), "bn_gap": 100 * (_train_acc(bn) - _test_acc(bn)),
-            "std_gap": 100 * (_train_acc(std) - _test_acc(std)),
+            "std_late_train": std_train,"bn": 100 * _test_acc(bn), "std": 100 * _test_acc(std), "bn_gap": 100 * (final_train_acc(bn) - _test_acc(bn)),
+            "std_gap": 100 * (final_train_acc(std) - _test_acc(std)),
             "off": max(abs(100 * _test_acc(bn) - 83), abs(100 * _test_acc(std) - 80))}
 
 
 TEST_LEVEL = Rule(
-    "c21_test_level", "After 15k steps the test accuracy is 83% with BN and 80% without (LR 0.1).",
+    "c21_test_level", "After 15k steps the test accuracies themselves come near the paper's 83% with BN and 80% "
+                      "without (LR 0.1).",
     "reproduced if both final test accuracies are within 3 points of the paper's; partly if within 10",
     "3 points is the paper's BN-vs-standard gap; the book's VGG is 1/8 as wide as the paper's", (STD, BN),
     _measure_test_level,

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
+from ..claims import (TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade,
+                      not_testable, trains)
 from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, MODEL_NAMES, NAMES, SHORT_NAMES, activation_arrays, ridge, slider_steps, smooth
 from ..records import RunRecord
@@ -86,11 +87,6 @@ def choices_markdown() -> str:
 
 
 # --- Measures -----------------------------------------------------------------------------------------------------
-
-def final_train_acc(rec: RunRecord) -> float:
-    """The final training accuracy (mean over the last 2% of steps); 0 for a diverged run."""
-    return 0.0 if rec.status == "diverged" else float(rec.summary["final_train_acc"])
-
 
 def final_loss(rec: RunRecord) -> float:
     """The final training loss (mean over the last 2% of steps); inf for a diverged run."""
@@ -230,6 +226,9 @@ def distribution_table(vgg: Mapping[str, RunRecord], point: str = "post") -> str
 TRAIN_MARGIN = 5.0
 #: DLN: l1's final loss at most BN's divided by this to count as "below" (a factor 2 = 0.3 decades).
 DLN_L1_FACTOR = 2.0
+#: ... and at most BN's divided by this to count as "partly" below: a quarter lower. BN's own final DLN loss moves by
+#: about that much from seed to seed, so a smaller lead of l1 cannot be told from a tie.
+DLN_L1_MARGIN = 1.25
 #: Shift: each l_p scheme's distribution shift at least this times the standard network's.
 SHIFT_FACTOR = 1.2
 #: Gaussianity: each l_p scheme's distance from the Gaussian at least this times BatchNorm's.
@@ -239,9 +238,13 @@ BETA_VGG_TOL, BETA_DLN_FACTOR = 0.25, 3.0
 #: The landscape statistics compared, per model, and whether a distance between two values is taken on a log axis
 #: (as the paper plots them in Figures 12 and 13). The loss is plotted on a log axis, where the band's size is its
 #: height in decades (`band_decades`, already a logarithm, so its distances are differences).
-LOG_AXIS = {("vgg", "band_decades"): False, ("vgg", "gd_median"): False,
-            ("dln", "band_decades"): False, ("dln", "gd_median"): True}
-STAT_NAMES = {"band_decades": "loss-band height (decades)", "gd_median": "gradient change"}
+LOG_AXIS = {("vgg", "band_decades"): False, ("vgg", "band_width"): True, ("vgg", "gd_median"): False,
+            ("dln", "band_decades"): False, ("dln", "band_width"): True, ("dln", "gd_median"): True}
+#: The loss band is judged by both its measures (Section 3.1's `BAND_READINGS`): the statistics of each reading. The
+#: absolute width spans decades between networks, so its distances are taken as ratios (on a log axis).
+SMOOTH_READINGS = {"absolute width": ("band_width", "gd_median"), "decades": ("band_decades", "gd_median")}
+STAT_NAMES = {"band_decades": "loss-band height (decades)", "band_width": "loss-band width",
+              "gd_median": "gradient change"}
 SPEC_BY_KEY = {(s.model, s.norm): s for s in SPECS}
 
 
@@ -282,41 +285,56 @@ def _measure_dln_l1(runs: Runs) -> dict[str, float]:
 
 def _judge_dln_l1(v: Mapping[str, float]) -> Judgement:
     return grade([Check("BN ÷ l1 final DLN loss", v["bn_over_l1"], ">=", DLN_L1_FACTOR)],
-                 [[Check("BN ÷ l1 final DLN loss", v["bn_over_l1"], ">", 1)]])
+                 [[Check("BN ÷ l1 final DLN loss", v["bn_over_l1"], ">=", DLN_L1_MARGIN)]])
 
 
 DLN_L1 = Rule(
     "c33_dln_l1", "On the deep linear network l1 normalisation ends below BatchNorm; final losses ≈ standard 1.6e3, "
                   "BN 5e2, l2 5e2, l∞ 1e3, l1 1e2 (Figure 5b).",
-    f"reproduced if l1's final loss is at least {DLN_L1_FACTOR:g}× below BN's; partly if below at all",
-    f"{DLN_L1_FACTOR:g}× is {np.log10(DLN_L1_FACTOR):.1f} decades on the paper's log axis, plainly visible there; "
-    "the paper's gap is 5× (0.7 decades)", tuple(SPEC_BY_KEY["dln", n] for n in SCHEMES), _measure_dln_l1,
+    f"reproduced if l1's final loss is at least {DLN_L1_FACTOR:g}× below BN's; partly if at least "
+    f"{DLN_L1_MARGIN:g}× below",
+    f"{DLN_L1_FACTOR:g}× is {np.log10(DLN_L1_FACTOR):.1f} decades on the paper's log axis, plainly visible there, the "
+    f"paper's gap being 5× (0.7 decades); {DLN_L1_MARGIN:g}×: BN's own final loss moves by about a quarter from seed "
+    "to seed, so a smaller lead cannot be told from a tie", tuple(SPEC_BY_KEY["dln", n] for n in SCHEMES), _measure_dln_l1,
     _judge_dln_l1, lambda v: "final training loss: " + _listing(v, ".3g") + f"; BN ÷ l1 = {v['bn_over_l1']:.3g}")
 
 
 def _measure_shift(runs: Runs) -> dict[str, float]:
-    shift = {n: distribution_shift(r, SHIFT_LAYERS) for n, r in by_scheme(runs, "vgg").items()}
-    return (shift | {f"{n}_vs_std": _ratio(shift[n], shift["none"]) for n in LP}
+    vgg = by_scheme(runs, "vgg")
+    shift = {n: distribution_shift(r, SHIFT_LAYERS) for n, r in vgg.items()}
+    acc = {f"{n}_train": 100 * final_train_acc(r) for n, r in vgg.items()}
+    return (shift | acc | {f"{n}_vs_std": _ratio(shift[n], shift["none"]) for n in LP}
             | {f"{n}_vs_bn": _ratio(shift[n], shift["batch"]) for n in LP})
 
 
+def _shift_checks(v: Mapping[str, float], n: str) -> list[Check]:
+    """Scheme n shifts its layer inputs more than the standard network and ends with a higher training accuracy."""
+    return [Check(f"{SHORT_NAMES[n]} shift ÷ the standard's", v[f"{n}_vs_std"], ">=", SHIFT_FACTOR),
+            Check(f"{SHORT_NAMES[n]} final training accuracy (%) against the standard's", v[f"{n}_train"], ">",
+                  v["none_train"])]
+
+
 def _judge_shift(v: Mapping[str, float]) -> Judgement:
-    vs_std = [Check(f"{SHORT_NAMES[n]} shift ÷ the standard's", v[f"{n}_vs_std"], ">=", SHIFT_FACTOR) for n in LP]
-    vs_bn = tuple(Check(f"{SHORT_NAMES[n]} shift ÷ BN's", v[f"{n}_vs_bn"], ">=", SHIFT_FACTOR) for n in LP)
-    return grade(vs_std, any_of(vs_std) + [vs_bn])
+    per_scheme = [_shift_checks(v, n) for n in LP]
+    return grade([c for checks in per_scheme for c in checks], per_scheme)
 
 
 _LAYERS = ", ".join(map(str, SHIFT_LAYERS))
 SHIFT = Rule(
     "c33_shift", "The l_p schemes lead to larger distributional shift than the unnormalised network, yet optimise "
                  "better (Figure 6).",
-    f"reproduced if each l_p scheme's shift is at least {SHIFT_FACTOR:g}× the standard network's; partly if one's "
-    f"is, or if each is at least {SHIFT_FACTOR:g}× BN's",
-    "the standard network's shift varies by about 6% between seeds, so 20% is outside that noise; BN, which pins the "
-    "mean and spread of its output, is the floor", tuple(SPEC_BY_KEY["vgg", n] for n in SCHEMES), _measure_shift,
-    _judge_shift,
+    f"reproduced if each l_p scheme's shift is at least {SHIFT_FACTOR:g}× the standard network's and each ends with "
+    "a higher final training accuracy than the standard network; partly if one l_p scheme does both; the standard "
+    "network must train",
+    "the standard network's shift varies by about 6% between seeds, so 20% is outside that noise; the partly branch "
+    "is the same claim for one scheme instead of all three", tuple(SPEC_BY_KEY["vgg", n] for n in SCHEMES),
+    _measure_shift, _judge_shift,
     lambda v: f"median step-to-step shift of a unit's distribution in units of its std (layers {_LAYERS}, at the "
-              "normalisation's output): " + _listing(v, ".3g"))
+              "normalisation's output): " + _listing(v, ".3g") + "; l_p ÷ standard: "
+              + ", ".join(f"{SHORT_NAMES[n]} {v[f'{n}_vs_std']:.2g}" for n in LP)
+              + " (an observation, not the claim: l_p ÷ BN " + ", ".join(f"{SHORT_NAMES[n]} {v[f'{n}_vs_bn']:.2g}"
+                                                                       for n in LP) + ")",
+    needs=lambda v: [trains("the standard VGG", v["none_train"])], needs_reason=TRAINS_REASON)
 
 
 def _measure_gauss(runs: Runs) -> dict[str, float]:
@@ -343,34 +361,60 @@ def _distance(a: float, b: float, log: bool) -> float:
 
 
 def _measure_smooth(runs: Runs) -> dict[str, float]:
-    """Per model and statistic: each scheme's value `<model>_<stat>_<scheme>` and, per l_p scheme, its distance to
-    BN's value over its distance to the standard network's, `<model>_<stat>_<scheme>_closeness` (< 1: nearer BN)."""
-    v = {}
+    """Per model and statistic: each scheme's value `<model>_<stat>_<scheme>`, whether BN is smoother than the
+    standard network there (`<model>_<stat>_bn_smoother`, 1 or 0) and, per l_p scheme, its distance to BN's value
+    over its distance to the standard network's, `<model>_<stat>_<scheme>_closeness` (< 1: nearer BN)."""
+    v = {"vgg_none_train": 100 * final_train_acc(by_scheme(runs, "vgg")["none"])}
     for (model, stat), log in LOG_AXIS.items():
         s = {n: landscape_summary(r)[stat] for n, r in by_scheme(runs, model).items()}
         v |= {f"{model}_{stat}_{n}": x for n, x in s.items()}
+        v[f"{model}_{stat}_bn_smoother"] = float(s["batch"] < s["none"])
         v |= {f"{model}_{stat}_{n}_closeness": _ratio(_distance(s[n], s["batch"], log),
                                                      _distance(s[n], s["none"], log)) for n in LP}
-    closeness = [x for k, x in v.items() if k.endswith("_closeness")]
-    return v | {"n_near": sum(x < 1 for x in closeness), "n_comparisons": len(closeness)}
+    return v
 
 
-def _smooth_checks(v: Mapping[str, float]) -> list[Check]:
+def _smooth_checks(v: Mapping[str, float], stats: Sequence[str]) -> list[Check]:
+    """One check per l_p scheme, network and statistic of `stats` at which BN is smoother than the standard
+    network: the scheme's value is nearer BN's than the standard's."""
     return [Check(f"{MODEL_NAMES[m]} {STAT_NAMES[stat]} of {SHORT_NAMES[n]}: distance to BN's ÷ to the standard's",
-                  v[f"{m}_{stat}_{n}_closeness"], "<", 1) for (m, stat) in LOG_AXIS for n in LP]
+                  v[f"{m}_{stat}_{n}_closeness"], "<", 1) for (m, stat) in LOG_AXIS if stat in stats
+            and v[f"{m}_{stat}_bn_smoother"] for n in LP]
+
+
+def _judge_smooth(v: Mapping[str, float], stats: Sequence[str]) -> Judgement:
+    checks = _smooth_checks(v, stats)
+    if not checks:
+        return not_testable("BN is not smoother than the standard network on any of these measures")
+    return grade(checks, any_of(checks, (len(checks) + 1) // 2))
+
+
+def _describe_smooth(v: Mapping[str, float]) -> str:
+    def counted(stats) -> str:
+        checks = _smooth_checks(v, stats)
+        return f"{sum(c.holds for c in checks)} of {len(checks)}"
+    rougher = [f"{MODEL_NAMES[m]} {STAT_NAMES[stat]}" for (m, stat) in LOG_AXIS if not v[f"{m}_{stat}_bn_smoother"]]
+    return ("; ".join(f"{MODEL_NAMES[m]} median {STAT_NAMES[stat]}: " + _listing(v, ".3g", f"{m}_{stat}_")
+                      for m, stat in LOG_AXIS)
+            + "; l_p values nearer BN's than the standard network's, where BN is the smoother: "
+            + ", ".join(f"by {name} {counted(stats)}" for name, stats in SMOOTH_READINGS.items())
+            + (f"; left out, BN rougher than the standard network: {', '.join(rougher)}" if rougher else ""))
 
 
 SMOOTH = Rule(
     "c33_smooth", "All the normalisations smooth the landscape about as much as BatchNorm (Figures 12b, 12c, 13b "
                   "and 13c).",
-    "reproduced if each l_p scheme's value is nearer BN's than the standard network's for each network and measure "
-    "(the median loss-band height in decades, the median gradient change), on the paper's axis (log for the DLN's "
-    "gradient change, linear for VGG's); partly if at least half of these 12 comparisons are",
-    "\"about as much as BN\" is measured against the gap BN opens over the standard network, on the axes the paper "
-    "draws", tuple(SPECS), _measure_smooth, lambda v: grade(_smooth_checks(v), any_of(_smooth_checks(v), 6)),
-    lambda v: "; ".join(f"{MODEL_NAMES[m]} median {STAT_NAMES[stat]}: " + _listing(v, ".3g", f"{m}_{stat}_")
-                        for m, stat in LOG_AXIS)
-    + f"; {v['n_near']:g} of {v['n_comparisons']:g} l_p values nearer BN's than the standard network's")
+    "on each network and measure where BN is smoother than the standard network (a lower median loss band, a lower "
+    "median gradient change), each l_p scheme's value is nearer BN's than the standard network's: reproduced if all "
+    "such comparisons are, partly if at least half; not testable where BN is nowhere smoother; judged with the loss "
+    "band by its absolute width (distances as ratios) and by its height in decades; the gradient change on the "
+    "paper's axis (log for the DLN, linear for VGG); the standard VGG must train",
+    "\"about as much as BN\" is measured against the smoothing BN itself brings, so only where it brings some; the "
+    "loss band's measure in decades was chosen after the l1 seed-0 numbers had been seen (to match the log axis), so "
+    "the width, the measure the earlier rule used, is judged beside it",
+    tuple(SPECS), _measure_smooth, None, _describe_smooth,
+    needs=lambda v: [trains("the standard VGG", v["vgg_none_train"])], needs_reason=TRAINS_REASON,
+    readings={name: (lambda v, stats=stats: _judge_smooth(v, stats)) for name, stats in SMOOTH_READINGS.items()})
 
 
 def _measure_beta(runs: Runs) -> dict[str, float]:
