@@ -24,12 +24,14 @@ def _by_seed() -> dict:
 
 def test_results_markdown_rows():
     lines = results.results_markdown(_by_seed()).splitlines()
-    assert lines[0].startswith("| Section | The paper says | We measured (seed 0) | Budget | Seeds |")
+    assert lines[0].startswith("| Section | Rule | What is tested | We measured (seed 0) | Budget | Seeds |")
     link = f"[2.1](book/{SECTIONS['2.1'].doc}.md)"
     judged = _by_seed()["2.1"]
-    assert lines[2] == (f"| {link} | BN trains faster | 000 vs 900 steps | `cpu` | 0, 1, 2 "
+    key = judged.first[0].key
+    assert lines[2] == (f"| {link} | `{key}` | BN trains faster | 000 vs 900 steps | `cpu` | 0, 1, 2 "
                         f"| **{judged.headline(0)}** |")
-    assert lines[3] == f"| {link} | \\|Δ mean\\| is small | ratio 0 | `cpu` | 0, 1, 2 | **{judged.headline(1)}** |"
+    assert lines[3] == (f"| {link} | `{key}` | \\|Δ mean\\| is small | ratio 0 | `cpu` | 0, 1, 2 "
+                        f"| **{judged.headline(1)}** |")
     assert judged.headline(0) != judged.headline(1)
     assert len(lines) == 4
 

@@ -27,17 +27,18 @@ END = "<!-- results: end -->"
 
 
 def results_markdown(by_section: dict[str, Judged]) -> str:
-    """The table: per claim, its section (linked to the chapter's source), the paper's words, our measurement at the
-    figures' seed, the budget, the seeds judged and the verdict across them (`Judged.headline`)."""
+    """The table: per claim, its section (linked to the chapter's source), the rule that judges it (its key, so two
+    rows on one claim can be told apart), what the rule tests, our measurement at the figures' seed, the budget, the
+    seeds judged and the verdict across them (`Judged.headline`)."""
     first = next(iter(by_section.values())).seed
-    rows = [f"| Section | The paper says | We measured (seed {first}) | Budget | Seeds | Verdict across seeds |",
-            "|---|---|---|---|---|---|"]
+    rows = [f"| Section | Rule | What is tested | We measured (seed {first}) | Budget | Seeds | Verdict across seeds |",
+            "|---|---|---|---|---|---|---|"]
     for number, judged in by_section.items():
         link = f"[{number}](book/{judged.section.doc}.md)"
         budget = f"`{judged.budget}`" if judged.section.specs else "no runs"
         seeds = ", ".join(str(s) for s in judged.seeds)
-        rows += [f"| {link} | {_cell(c.paper)} | {_cell(c.ours)} | {budget} | {seeds} | **{judged.headline(i)}** |"
-                 for i, c in enumerate(judged.first)]
+        rows += [f"| {link} | `{c.key}` | {_cell(c.paper)} | {_cell(c.ours)} | {budget} | {seeds} "
+                 f"| **{judged.headline(i)}** |" for i, c in enumerate(judged.first)]
     return "\n".join(rows)
 
 
