@@ -35,6 +35,10 @@ class Budget:
     sections: tuple[str, ...] | None = None
     # --- the CIFAR-10 ResNet of Part IV (ResNet-20; its steps, batch, LR schedule and probes are the VGG's) ---
     resnet_width: float = 1.0  # channel multiplier: 1.0 is He et al.'s 16-32-64
+    # The arithmetic of the VGG and ResNet training steps (`bnrepro.train.PRECISIONS`: float32 | tf32 | bf16; probes
+    # and evaluation always compute in strict float32; the DLN always trains in its dtype). Strict float32 at every
+    # budget until step times measured on a GPU (`python -m bnrepro window` prints them) argue for another at `paper`.
+    precision: str = "float32"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +100,7 @@ BUDGETS: dict[str, Budget] = {
         eval_every=500, test_limit=None, train_limit=None, vgg_probe_every=100,
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
         default_data=None,
+        precision="float32",  # the paper budget's one precision choice: strict float32 until GPU step times argue
     ),
 }
 

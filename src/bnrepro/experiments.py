@@ -81,7 +81,8 @@ def make_config(spec: Spec, budget: str | Budget, seed: int = 0, data: str = "ci
                      budget=b.name, data=data, train_limit=b.train_limit, test_limit=b.test_limit,
                      eval_every=b.eval_every, probe_every=b.vgg_probe_every,
                      act_layers=VGG_ACT_LAYERS if vgg else (), ics_layers=VGG_ICS_LAYERS if vgg else (),
-                     ics_params=ics_params, landscape_grid=VGG_GRID, dtype=spec.dtype, **optional_probes(spec, seed))
+                     ics_params=ics_params, landscape_grid=VGG_GRID, dtype=spec.dtype, precision=b.precision,
+                     **optional_probes(spec, seed))
 
 
 def optional_probes(spec: Spec, seed: int) -> dict:

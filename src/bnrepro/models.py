@@ -134,6 +134,7 @@ class LpNorm(nn.Module):
         return power.pow(1 / self.p) if self.average == "power_mean" else power
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.weight.dtype)  # under bf16 autocast the statistics are taken in float32, as BatchNorm's are
         shape = (1, -1) + (1,) * (x.dim() - 2)
         if self.training or not self.track_running_stats:
             dims = [0] + list(range(2, x.dim()))

@@ -14,6 +14,7 @@ from .claims import VERDICT_SHORT, Judged, _cell, prose_list
 from .experiments import Spec, make_config
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
+from .train import PRECISIONS
 
 CIFAR10_TEST_IMAGES = 10_000  # a budget's test_limit None means all of them
 
@@ -89,16 +90,31 @@ def glue_setup(judged: Judged, data_source: str) -> None:
 NOT_RECORDED = "not recorded"  # what records written before a field existed show for it
 
 
+def step_precision(config: dict, env: dict) -> str:
+    """What to add to a record's dtype about its training step's arithmetic (`RunConfig.precision`, read from the
+    config: older records lack it and trained in strict float32): nothing for strict float32, except on CUDA, where
+    it says TF32 was off; and how the steps ran there (CUDA graph or eager) where the record says."""
+    precision = config.get("precision", "float32")
+    if precision != "float32":
+        text = f" with {PRECISIONS[precision]} in training (probes strict float32)"
+    else:
+        text = " (TF32 off)" if env.get("device", "cpu").startswith("cuda") and env.get("cudnn_tf32") is False else ""
+    return text + (f", {env['train_step']} steps" if env.get("device", "cpu").startswith("cuda")
+                   and "train_step" in env else "")
+
+
 def provenance_markdown(records: Sequence[RunRecord]) -> str:
-    """Which runs a page's figures come from: config, budget, status, device, the arithmetic (dtype, PyTorch's CPU
-    capability, threads), wall time, then the data, CPU models, code version, commit and library versions behind
-    them. Older records lack the capability, threads and CPU model: they show "not recorded"."""
+    """Which runs a page's figures come from: config, budget, status, device, the arithmetic (dtype and the training
+    step's precision, PyTorch's CPU capability, threads), wall time, then the data, CPU models, code version, commit
+    and library versions behind them. Older records lack the capability, threads and CPU model: they show "not
+    recorded"."""
     rows = ["| Run | Budget | Seed | Steps | Status | Device | Arithmetic | Wall time |", "|---|---|---|---|---|---|---|---|"]
     for r in records:
         c = r.config
         run = c["model"] + (f" ×{c['width']:g}" if c["model"] != "dln" else "") + f", {c['norm']}, LR {c['lr']:g}"
         threads = r.env.get("threads")
-        arithmetic = ", ".join([c.get("dtype", "float32"), r.env.get("cpu_capability", f"capability {NOT_RECORDED}"),
+        arithmetic = ", ".join([c.get("dtype", "float32") + step_precision(c, r.env),
+                                r.env.get("cpu_capability", f"capability {NOT_RECORDED}"),
                                 f"{threads} thread{'s' if threads != 1 else ''}" if threads else
                                 f"threads {NOT_RECORDED}"])
         device = r.env["device_name"]

@@ -9,10 +9,13 @@ every step, between the backward pass and the update.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import sys
 import time
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,6 +33,10 @@ from .records import RunRecord, environment
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: The arithmetic of a training step (`RunConfig.precision`): strict float32 (no TF32: float32 means float32, as on
+#: a CPU), TF32 convolutions and matmuls (NVIDIA GPUs from Ampere on), or bf16 autocast of the forward pass (weights,
+#: gradients and the update stay float32). Probes and evaluation always compute in strict float32.
+PRECISIONS = {"float32": "strict float32", "tf32": "TF32 convolutions and matmuls", "bf16": "bf16 autocast"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class RunConfig:
     random_dirs: int = 0  # the landscape probe also along this many random directions
     weight_norms: bool = False  # record ||W||^2 and ||grad_W L||^2 of every layer's weight at every step
     bn_theory: bool = False  # probe Section 4's quantities in every BatchNorm layer (`probes.bn_theory`); norm="batch"
+    precision: str = "float32"  # the training step's arithmetic (`PRECISIONS`); probes and evaluation: strict float32
 
     def __post_init__(self):
         if self.norm not in NORMS:
@@ -85,6 +93,11 @@ class RunConfig:
             raise ValueError(f"curvature_tol must be a finite number >= 0, got {self.curvature_tol!r}")
         if self.random_dirs and not self.landscape_grid:
             raise ValueError("random_dirs needs the landscape probe: give landscape_grid as well")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.precision != "float32" and self.dtype != "float32":
+            raise ValueError(f"precision {self.precision!r} is an arithmetic for float32 weights, but dtype is "
+                             f"{self.dtype!r}: use precision='float32' with dtype={self.dtype!r}")
         if self.bn_theory and self.norm != "batch":
             raise ValueError(f"bn_theory probes BatchNorm layers, but norm is {self.norm!r}: use norm='batch' or "
                              "bn_theory=False")
@@ -113,7 +126,7 @@ class RunConfig:
 
 _LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
                    if f.name in ("dtype", "dln_loss_scale", "curvature_iters", "curvature_tol", "curvature_every",
-                                 "random_dirs", "weight_norms", "bn_theory")}
+                                 "random_dirs", "weight_norms", "bn_theory", "precision")}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -208,17 +221,127 @@ def _probe(cfg: RunConfig, ctx: ProbeContext, landscape_mode: str) -> dict[str, 
 
 def train(cfg: RunConfig, data=None, *, device: str | torch.device | None = None,
           checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
-          progress: bool = False, landscape_mode: str = "auto", stop_after: int | None = None) -> RunRecord | None:
+          progress: bool = False, landscape_mode: str = "auto", stop_after: int | None = None,
+          deadline: float | None = None, cuda_graph: bool = True) -> RunRecord | None:
     """Train one run and return its record (status "completed" or "diverged").
 
     `data` is a `bnrepro.data.Cifar10` for VGG (ignored for the DLN). With `checkpoint`, the state is saved there
     every `checkpoint_every` steps and a run finding a checkpoint resumes from it; the file is removed at the end.
-    `stop_after` ends the call after that many steps of this call, leaving the checkpoint (for tests of resume);
-    it then returns None.
+    `stop_after` ends the call after that many steps of this call, and `deadline` (a `time.monotonic()` time) at
+    the first step that starts after it, leaving the checkpoint (for tests of resume, and time-limited jobs); it then
+    returns None. On CUDA the training steps replay a CUDA graph where they can (`graph_obstacle`; `cuda_graph=False`
+    trains eagerly), which computes what the eager steps compute.
     """
     device = pick_device(device)
     with device_settings(cfg.is_dln, device):
-        return _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after)
+        return _finish(_run(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after,
+                            deadline, cuda_graph))
+
+
+def _finish(run):
+    """Drive a run's step generator (`_run`) to its end; its record (None if it stopped early)."""
+    try:
+        while True:
+            next(run)
+    except StopIteration as end:
+        return end.value
+
+
+def train_many(configs: Iterable[RunConfig | None], data=None, *, device: str | torch.device | None = None,
+               concurrent: int | None = None, checkpoints: Callable[[RunConfig], Path] | None = None,
+               landscape_mode: str = "auto", deadline: float | None = None, cuda_graph: bool = True,
+               ) -> Iterator[tuple[RunConfig, RunRecord | None | Exception]]:
+    """Train several runs at once in this process, one step of each in turn; yield (config, outcome) as each run
+    ends: its record, None if it stopped at `deadline` (see `train`), or the exception it raised.
+
+    At most `concurrent` runs train at a time (default: all); the next config is taken from `configs` when a run
+    ends, so `configs` may be a generator that decides then what to start (it may yield None: nothing to start
+    now, ask again after the next round of steps; None while no run trains ends it). `checkpoints(cfg)` names a
+    run's checkpoint file. On CUDA every run has its own stream, so small runs' kernels (and CUDA graphs) overlap on
+    the GPU; on a CPU the records are bit for bit those of `train` called one run after another.
+    """
+    device = pick_device(device)
+    queue, live, limit = iter(configs), [], concurrent or math.inf
+    ended = False
+    while True:
+        while not ended and len(live) < limit:
+            cfg = next(queue, _END)
+            if cfg is _END or (cfg is None and not live):
+                ended = True
+            elif cfg is not None:
+                live.append(_Live(cfg, data, device, checkpoints, landscape_mode, deadline, cuda_graph))
+            else:
+                break
+        if not live:
+            return
+        for run in list(live):
+            outcome = run.advance()
+            if outcome is not _RUNNING:
+                live.remove(run)
+                yield run.cfg, outcome
+
+
+_END, _RUNNING = object(), object()
+
+
+class _Live:
+    """One run of `train_many`: its step generator, its own view of the data (batch order cached per run) and, on
+    CUDA, its own stream."""
+
+    def __init__(self, cfg, data, device, checkpoints, landscape_mode, deadline, cuda_graph):
+        if data is not None and hasattr(data, "_perm"):  # a Cifar10: its own cache of the epoch's batch order
+            data = copy.copy(data)
+            data._perm = (None, None)
+        self.cfg, self.device = cfg, device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        if self.stream:  # the data (and whatever else is queued) is ready before the run's first kernel
+            self.stream.wait_stream(torch.cuda.current_stream(device))
+        self.steps = _run(cfg, data, device, checkpoints(cfg) if checkpoints else None, None, False,
+                          landscape_mode, None, deadline, cuda_graph)
+
+    def advance(self):
+        """One step (the first call also sets the run up): _RUNNING, or the run's outcome once it ends."""
+        with device_settings(self.cfg.is_dln, self.device), \
+                (torch.cuda.stream(self.stream) if self.stream else nullcontext()):
+            try:
+                next(self.steps)
+                return _RUNNING
+            except StopIteration as end:
+                return end.value
+            except Exception as e:  # reported to the caller, which decides; the other runs go on
+                return e
+
+
+def step_time(cfg: RunConfig, data=None, *, device: str | torch.device | None = None, seconds: float = 2.0,
+              min_steps: int = 5, max_steps: int = 2000, warmup: int = 3,
+              cuda_graph: bool = True) -> tuple[float, int, str]:
+    """Measure `cfg`'s training step as `train` takes it (same settings, precision and step path; no probes and no
+    evaluation in the timed steps): (seconds per step, steps timed, "CUDA graph" or "eager").
+
+    After `warmup` steps (which include the CUDA graph's capture and cuDNN's autotuning), steps are timed until
+    `seconds` have passed and at least `min_steps` (at most `max_steps`) were taken.
+    """
+    device = pick_device(device)
+    total = warmup + max_steps + 1
+    timed = dataclasses.replace(cfg, steps=total, probe_every=total, eval_every=total)
+    with device_settings(cfg.is_dln, device):
+        run = _run(timed, data, device, None, None, False, "auto", None, None, cuda_graph)
+        for _ in range(warmup):
+            mode = next(run)
+        _sync(device)
+        t0, n = time.perf_counter(), 0
+        while n < max_steps and (n < min_steps or time.perf_counter() - t0 < seconds):
+            mode = next(run)
+            n += 1
+        _sync(device)
+        elapsed = time.perf_counter() - t0
+        run.close()
+    return elapsed / n, n, mode
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @contextmanager
@@ -226,10 +349,12 @@ def device_settings(is_dln: bool, device: torch.device):
     """The settings training runs under (timings of training steps use them too), restored on exit.
 
     On CUDA, TF32 is off: float32 means float32, as on the paper's 2018 GPUs and on a CPU (TF32's 10-bit mantissa
-    would swamp the small gradient changes the landscape probe measures). Records name the setting (`environment`).
+    would swamp the small gradient changes the landscape probe measures); a run whose `precision` is "tf32" turns it
+    on for its training steps only (`step_arithmetic`). cuDNN autotunes its convolution algorithms (benchmark mode):
+    it picks among kernels that compute the same convolution. Records name the settings (`environment`).
     """
     threads = torch.get_num_threads()
-    tf32 = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
+    tf32 = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # denormal floats slow CPU math ~30x once the DLN's gradients get tiny
         if is_dln:
@@ -237,17 +362,180 @@ def device_settings(is_dln: bool, device: torch.device):
     else:
         torch.backends.cudnn.allow_tf32 = False
         torch.set_float32_matmul_precision("highest")
+        torch.backends.cudnn.benchmark = True
     try:
         yield
     finally:
         torch.set_num_threads(threads)
         torch.backends.cudnn.allow_tf32 = tf32[0]
         torch.set_float32_matmul_precision(tf32[1])
+        torch.backends.cudnn.benchmark = tf32[2]
 
 
-def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after):
+@contextmanager
+def step_arithmetic(precision: str, device: torch.device):
+    """The arithmetic of a training step's forward and backward pass: TF32 on for "tf32" (CUDA only), nothing for
+    "float32" and "bf16" (whose autocast covers the forward pass alone, see `_forward`)."""
+    if precision != "tf32":
+        yield
+        return
+    check_precision(precision, device)
+    saved = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
+    torch.backends.cudnn.allow_tf32 = True
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Fail, saying why, where `device` lacks the arithmetic `precision` names (TF32 is CUDA's)."""
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError("precision 'tf32' is the TF32 arithmetic of NVIDIA GPUs (Ampere and later): train it on a "
+                         "CUDA device, or use precision 'float32' or 'bf16' on a CPU")
+
+
+def _forward(precision: str, device: torch.device):
+    """The autocast of a training step's forward pass and loss: bf16 for "bf16" (without autocast's weight cache,
+    which CUDA graphs cannot hold), none otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+    return nullcontext()
+
+
+def graph_obstacle(cfg: RunConfig, device: torch.device) -> str | None:
+    """Why `cfg`'s training steps cannot be captured as one CUDA graph on `device` (None: they can). Steps that keep
+    activation quantiles (probe steps of a run with `act_layers`) always run eagerly."""
+    if device.type != "cuda":
+        return "CUDA graphs need a CUDA device"
+    if cfg.norm == "noisy":
+        return ("noisy BatchNorm draws new noise at every step from a generator the host seeds with the step; a CUDA "
+                "graph would replay the captured step's noise")
+    return None
+
+
+def _sgd_step(cfg: RunConfig, model, opt, loss_fn, x, y, device, observe, norms):
+    """One training step on (x, y) in the run's precision: forward and loss (inside `observe`, the activation
+    recorder's context), backward, the weight norms' row (before the update) and the plain SGD update. Returns the
+    step's (loss, accuracy) on the device and the weight norms' row (None without `norms`)."""
+    with step_arithmetic(cfg.precision, device):
+        with observe, _forward(cfg.precision, device):
+            out = model(x)
+            loss = loss_fn(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        row = norms.row() if norms else None
+        opt.step()
+    acc = (out.argmax(1) == y).float().mean() if not cfg.is_dln else torch.zeros((), device=device)
+    return torch.stack([loss.detach().float(), acc.detach()]), row
+
+
+def _cuda_graph(step, device):
+    """Capture `step()` as a CUDA graph: (replay, the step's outputs, which every replay overwrites)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = step()
+    return graph.replay, outputs
+
+
+class _GraphStep:
+    """A run's training step captured once (`_cuda_graph`): each call copies the batch into the static inputs,
+    replays the step and copies its numbers (loss, accuracy, activation moments, weight norms) out of the static
+    outputs. The warm-up steps before the capture (cuDNN autotuning, lazy initialisation) are undone."""
+
+    WARMUP = 3
+
+    def __init__(self, cfg, model, opt, loss_fn, recorder, norms, x, y, device, capture):
+        self.x = x.clone(memory_format=torch.channels_last if x.dim() == 4 else torch.contiguous_format)
+        self.y = y.clone()
+        self.recorder, self.norms = recorder, norms
+        self.rows = (torch.zeros_like(recorder.moments[0]), torch.zeros_like(recorder.pre_moments[0])) \
+            if recorder else None
+
+        def step():
+            observe = recorder.observe(0, keep_quantiles=False, rows=self.rows) if recorder else nullcontext()
+            return _sgd_step(cfg, model, opt, loss_fn, self.x, self.y, device, observe, norms)
+
+        saved = {k: v.clone() for k, v in model.state_dict().items()}
+        try:
+            side = torch.cuda.Stream(device) if device.type == "cuda" else None
+            if side:
+                side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side) if side else nullcontext():
+                for _ in range(self.WARMUP):
+                    step()
+            if side:
+                torch.cuda.current_stream(device).wait_stream(side)
+            opt.zero_grad(set_to_none=True)
+            self.replay, (self.stats, self.norm_row) = capture(step, device)
+        finally:
+            with torch.no_grad():
+                for k, v in model.state_dict().items():
+                    v.copy_(saved[k])
+        self.grads = [p.grad for p in model.parameters()]  # the graph's gradient buffers, kept alive
+
+    def __call__(self, x, y, step: int) -> torch.Tensor:
+        self.x.copy_(x)
+        self.y.copy_(y)
+        self.replay()
+        if self.rows:
+            self.recorder.moments[step].copy_(self.rows[0])
+            self.recorder.pre_moments[step].copy_(self.rows[1])
+        if self.norms:
+            self.norms.values[step].copy_(self.norm_row)
+        return self.stats.clone()
+
+
+class _Stepper:
+    """How a run takes its training steps: replaying a CUDA graph where `graph_obstacle` allows it (captured at the
+    first step that keeps no activation quantiles; steps that keep them run eagerly), else eagerly. `mode` names
+    the path; where capture cannot work on CUDA it says why on stderr and trains eagerly."""
+
+    def __init__(self, cfg, model, opt, loss_fn, recorder, norms, device, cuda_graph: bool):
+        self.cfg, self.model, self.opt, self.loss_fn = cfg, model, opt, loss_fn
+        self.recorder, self.norms, self.device = recorder, norms, device
+        self.obstacle = graph_obstacle(cfg, device) if cuda_graph else "CUDA graphs turned off (cuda_graph=False)"
+        self.graph = None
+        if self.obstacle and device.type == "cuda":
+            self._say(self.obstacle)
+
+    @property
+    def mode(self) -> str:
+        return "eager" if self.obstacle else "CUDA graph"
+
+    def _say(self, why: str) -> None:
+        c = self.cfg
+        print(f"{c.model} {c.norm} lr={c.lr:g} seed={c.seed}: training steps run eagerly: {why}", file=sys.stderr,
+              flush=True)
+
+    def __call__(self, x, y, step: int, quantiles: bool) -> torch.Tensor:
+        """Take the step on (x, y); its (loss, accuracy) on the device."""
+        if self.obstacle is None and not quantiles:
+            if self.graph is None:
+                try:
+                    self.graph = _GraphStep(self.cfg, self.model, self.opt, self.loss_fn, self.recorder, self.norms,
+                                            x, y, self.device, _cuda_graph)
+                except RuntimeError as e:  # the state is restored: the eager step below is the run's step
+                    self.obstacle = f"CUDA graph capture failed ({e})"
+                    self._say(self.obstacle)
+            if self.graph is not None:
+                return self.graph(x, y, step)
+        observe = self.recorder.observe(step, keep_quantiles=quantiles) if self.recorder else nullcontext()
+        stats, row = _sgd_step(self.cfg, self.model, self.opt, self.loss_fn, x, y, self.device, observe, self.norms)
+        if row is not None:
+            self.norms.values[step] = row
+        return stats
+
+
+def _run(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_mode, stop_after, deadline,
+         cuda_graph):
+    """A run as a generator: it sets the run up, yields its step path ("CUDA graph" or "eager") after every training
+    step and returns its record (None if it stopped at `stop_after` or `deadline`, see `train`)."""
     if not cfg.is_dln and data is None:
         raise ValueError("a VGG run needs data: pass a bnrepro.data.Cifar10 (see bnrepro.data.load_cifar10)")
+    check_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     model = initial_model(cfg, device)
     noisy = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
@@ -279,8 +567,11 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
             recorder.pre_moments.copy_(saved["pre_moments"])
             recorder.pre_quantiles = list(saved["pre_quantiles"])
     every = checkpoint_every or max(1, cfg.steps // 10)
+    stepper = _Stepper(cfg, model, opt, loss_fn, recorder, norms, device, cuda_graph)
+    env["train_precision"] = cfg.precision
 
     def save_checkpoint():
+        env["train_step"] = stepper.mode
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"config": cfg.to_dict(), "env": env, "model": model.state_dict(), "optim": opt.state_dict(),
@@ -315,7 +606,8 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
 
     step = st.step
     while step < cfg.steps:
-        if stop_after is not None and step - start_step >= stop_after:
+        if (stop_after is not None and step - start_step >= stop_after) or \
+                (deadline is not None and time.monotonic() >= deadline):
             break
         if cfg.is_dln:
             x, y = dx, dy
@@ -331,19 +623,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
             for k, v in _probe(cfg, ctx, landscape_mode).items():
                 st.probes.setdefault(k, []).append(v)
             st.probes.setdefault("probe_step", []).append(torch.tensor(step))
-        if recorder:
-            with recorder.observe(step, keep_quantiles=step in probe_steps):
-                out = model(x)
-        else:
-            out = model(x)
-        loss = loss_fn(out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if norms:
-            norms.record(step)
-        opt.step()
-        acc = (out.argmax(1) == y).float().mean() if not cfg.is_dln else torch.zeros((), device=device)
-        pending.append(torch.stack([loss.detach().float(), acc.detach()]))
+        pending.append(stepper(x, y, step, quantiles=recorder is not None and step in probe_steps))
         step += 1
         st.step = step
         if step % 50 == 0 or step == cfg.steps or step in probe_steps or (ckpt and step % every == 0):
@@ -355,6 +635,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
             st.wall += time.perf_counter() - t0
             t0 = time.perf_counter()
             save_checkpoint()
+        yield stepper.mode
     if diverged_at is None:
         diverged_at = flush()
     bar.close()
@@ -367,6 +648,7 @@ def _train(cfg, data, device, checkpoint, checkpoint_every, progress, landscape_
         st.evals.append((cfg.steps, *evaluate(model, data)))
     if recorder:
         recorder.close()
+    env["train_step"] = stepper.mode  # "eager" too if the CUDA graph's capture failed
     record = _make_record(cfg, st, recorder, norms, diverged_at, env, data)
     if ckpt:
         ckpt.unlink(missing_ok=True)

@@ -36,6 +36,7 @@ class ActivationRecorder:
         self.quantiles: list[torch.Tensor] = []  # post, one [layer, quantile] tensor per probe step
         self.pre_quantiles: list[torch.Tensor] = []
         self.step, self.active, self.keep_quantiles = 0, False, False
+        self._targets = (self.moments[0], self.pre_moments[0])  # where this pass's (post, pre) moments go
         self._row: list[torch.Tensor] = []
         self._pre_row: list[torch.Tensor] = []
         self._handles = [all_layers[i - 1].norm.register_forward_hook(self._hook(k)) for k, i in enumerate(layers)]
@@ -44,17 +45,20 @@ class ActivationRecorder:
         def hook(module, inputs, output):
             if not self.active:
                 return
-            for t, moments, row in ((output, self.moments, self._row), (inputs[0], self.pre_moments, self._pre_row)):
+            (post, pre) = self._targets
+            for t, moments, row in ((output, post, self._row), (inputs[0], pre, self._pre_row)):
                 x = t.detach()[:, self.units[k]].reshape(-1).float()
-                moments[self.step, k, 0] = x.mean()
-                moments[self.step, k, 1] = x.var(unbiased=False)
+                moments[k, 0] = x.mean()
+                moments[k, 1] = x.var(unbiased=False)
                 if self.keep_quantiles:
                     row.append(torch.quantile(x, self.qs))
         return hook
 
-    def observe(self, step: int, keep_quantiles: bool):
-        """Arm the hooks for the training forward pass of `step`; use as a context manager."""
+    def observe(self, step: int, keep_quantiles: bool, rows: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Arm the hooks for the training forward pass of `step`; use as a context manager. With `rows`, the moments
+        go to those two [layer, 2] tensors (post, pre) instead of step `step`'s (a CUDA graph's static outputs)."""
         self.step, self.keep_quantiles = step, keep_quantiles
+        self._targets = rows or (self.moments[step], self.pre_moments[step])
         return self
 
     def __enter__(self):

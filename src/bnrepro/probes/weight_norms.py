@@ -31,9 +31,13 @@ class WeightNormRecorder:
         self.values = torch.zeros(steps, 2, len(self.weights), dtype=torch.float64, device=device)
 
     @torch.no_grad()
-    def record(self, step: int) -> None:
+    def row(self) -> torch.Tensor:
+        """The current step's values, [0 | 1, layer]: ||W||^2 and ||grad_W L||^2."""
         sq = [torch.linalg.vector_norm(t, dtype=torch.float64) for w in self.weights for t in (w, w.grad)]
-        self.values[step] = torch.stack(sq).view(-1, 2).T.square()
+        return torch.stack(sq).view(-1, 2).T.square()
+
+    def record(self, step: int) -> None:
+        self.values[step] = self.row()
 
 
 def scale_invariance_residuals(record) -> np.ndarray:
