@@ -144,3 +144,9 @@ def test_headline_shows_both_dln_readings_where_they_differ():
                                      (1.0, "float32", 0): REPRODUCED, (1.0, "float32", 1): PARTLY})
     assert j.headline(0) == ("loss scale 0.1: partly reproduced at 2 of 2 seeds; loss scale 1: reproduced at 1, "
                              "partly reproduced at 1 of 2 seeds")
+
+
+def test_short_verdict_shortens_each_reading():
+    from bnrepro.claims import short_verdict
+    assert short_verdict(PARTLY) == "partly" and short_verdict(NOT_TESTABLE) == "not testable"
+    assert short_verdict("reproduced by width, not reproduced by decades") == "yes by width, no by decades"

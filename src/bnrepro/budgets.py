@@ -125,6 +125,11 @@ def dln_home(budget: Budget) -> str:
     return same[0].name if same else budget.name
 
 
+def width_fraction(x: float) -> str:
+    """A width multiplier as the fraction a reader says: "1/8", "1/64", "1"."""
+    return "1" if x == 1 else f"1/{1 / x:.0f}" if abs(1 / x - round(1 / x)) < 1e-9 else f"{x:g}"
+
+
 def get_budget(name: str) -> Budget:
     """The named budget; an unknown name fails listing the valid ones."""
     try:

@@ -156,6 +156,14 @@ class Claim:
     readings: dict = field(default_factory=dict)  # reading name -> its verdict, for a rule with `readings`
 
 
+def short_verdict(verdict: str) -> str:
+    """A verdict for a table cell: "yes", "partly", "no", "not testable"; a combined one part by part ("yes by
+    width, no by decades")."""
+    if verdict in VERDICT_SHORT:
+        return VERDICT_SHORT[verdict]
+    return ", ".join(f"{VERDICT_SHORT[v]} by {name}" for v, name in (p.split(" by ", 1) for p in verdict.split(", ")))
+
+
 def combined_verdict(readings: Mapping[str, str]) -> str:
     """One reading's verdict when all agree, else each with its reading: "reproduced by width, not reproduced by
     decades"."""

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .claims import FLIPS, VERDICT_SHORT, Judged, Runs, Section, Variants
+from .claims import FLIPS, Judged, Runs, Section, Variants, short_verdict
 from .experiments import DLN_LOSS_SCALE, Spec, get_run, make_config
 from .figures import COLORS, NAMES
 from .records import RunRecord, RunStore
@@ -171,7 +171,7 @@ def variants_markdown(judged: Sequence[Judged]) -> str:
         for claim in j.first:
             if (v := j.variants.get(claim.key)) is None:
                 continue
-            cells = [", ".join(VERDICT_SHORT[verdict] for (cc, d, _), verdict in v.verdicts.items()
+            cells = [", ".join(short_verdict(verdict) for (cc, d, _), verdict in v.verdicts.items()
                                if (cc, d) == (c, "float32")) or "—" for c in READINGS]
             flips = v.flipping_scales()
             f64 = (f"{FLIPS} under loss scale " + ", ".join(f"{c:g}" for c in flips) if flips else "same verdicts"

@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 
-from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget
-from .claims import VERDICT_SHORT, Judged, _cell, prose_list
-from .experiments import Spec, make_config
+from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget, width_fraction
+from .claims import NEAR, Judged, _cell, prose_list, short_verdict
+from .experiments import DLN_LOSS_SCALE, Spec, make_config
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
 from .train import PRECISIONS
 
 CIFAR10_TEST_IMAGES = 10_000  # a budget's test_limit None means all of them
+CIFAR10_TRAIN_IMAGES = 50_000
 
 
 def _section_link(number: str) -> str:
@@ -40,7 +41,7 @@ def seeds_markdown(by_section: dict[str, Judged]) -> str:
         details.append(f"### Section {number} at the `{judged.budget}` budget\n")
         for i, claim in enumerate(judged.first):
             at = dict(zip(judged.seeds, judged.across(i)))
-            cells = [(VERDICT_SHORT[at[s].verdict] + (" (near)" if at[s].near else "")) if s in at else "—" for s in seeds]
+            cells = [(short_verdict(at[s].verdict) + (" (near)" if at[s].near else "")) if s in at else "—" for s in seeds]
             paper = _cell(claim.paper)
             rows.append(f"| {_section_link(number)} `{judged.budget}` | {paper} | " + " | ".join(cells)
                         + f" | **{judged.headline(i)}** |")
@@ -78,7 +79,13 @@ def glue_setup(judged: Judged, data_source: str) -> None:
 
     b = get_budget(judged.budget)
     seeds = [str(s) for s in judged.seeds]
+    paper, cpu = get_budget("paper"), get_budget("cpu")
     for name, value in {"budget": judged.budget, "arch": f"{b.vgg_arch.upper()} at width ×{b.vgg_width:g}",
+                        "width_frac": width_fraction(b.vgg_width), "cpu_width_frac": width_fraction(cpu.vgg_width),
+                        "weights_frac": width_fraction(b.vgg_width ** 2), "cpu_steps": f"{cpu.vgg_steps:,}",
+                        "paper_steps": f"{paper.vgg_steps:,}", "dln_loss_scale": f"{DLN_LOSS_SCALE:g}",
+                        "paper_epochs": f"{paper.vgg_steps * paper.vgg_batch_size / CIFAR10_TRAIN_IMAGES:.0f}",
+                        "near_pct": f"{100 * NEAR:g}%",
                         "batch": b.vgg_batch_size, "vgg_steps": b.vgg_steps, "vgg_every": b.vgg_probe_every,
                         "dln_steps": b.dln_steps, "dln_every": b.dln_probe_every, "dln_samples": b.dln_samples,
                         "test_images": f"{b.test_limit or CIFAR10_TEST_IMAGES:,}", "data_source": data_source,

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..claims import TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade, trains
+from ..budgets import width_fraction
 from ..experiments import Spec
 from ..figures import COLORS, activation_arrays, label, smooth
 from ..records import RunRecord
@@ -96,6 +97,7 @@ def schedule_text(long) -> str:
     c = {x.key: x for x in long.first}
     full, s90, test = c["c21_full"].values, c["c21_steps90"].values, c["c21_test_level"].values
     std90 = "never does" if math.isinf(s90["std"]) else f"after {_steps(s90['std'])} steps"
+    width = long.runs[long.seed][STD.model, STD.norm, STD.lr].config["width"]
     return (f"After {PAPER_STEPS:,} steps (seed {long.seed}) the training accuracy is {full['bn']:.1f}% with BatchNorm, "
             f"{full['std']:.1f}% without and {full['noisy']:.1f}% with noisy BatchNorm, so \"about 100% for all\" is "
             f"**{long.headline(long.section.rules.index(FULL))}**. BatchNorm reaches 90% training accuracy after "
@@ -108,7 +110,8 @@ def schedule_text(long) -> str:
             f"{test['bn_late_test']:+.1f} points with BatchNorm and {test['std_late_test']:+.1f} without. The rest "
             f"is the narrow network: over the same steps its training accuracy gains {test['bn_late_train']:+.1f} "
             f"and {test['std_late_train']:+.1f} points, so the train-test gap ends at {test['bn_gap']:.1f} and "
-            f"{test['std_gap']:.1f} points, and the standard network, with 1/64 of the paper's weights, has not fit "
+            f"{test['std_gap']:.1f} points, and the standard network, with {width_fraction(width ** 2)} of the paper's "
+            "weights, has not fit "
             f"its training set after {PAPER_STEPS:,} steps.")
 
 
