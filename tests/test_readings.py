@@ -2,11 +2,15 @@
 and the page's measures, on constructed numbers."""
 
 import numpy as np
+import pytest
+import torch
 
 from bnrepro import readings
 from bnrepro.claims import FLIPS, NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Judged, Section, Variants
 from bnrepro.experiments import DLN_LOSS_SCALE, Spec
+from bnrepro.models import build_model, dln_data
 from bnrepro.records import RunRecord
+from bnrepro.train import RunConfig, train
 
 LEAD, OTHER = DLN_LOSS_SCALE, 1.0
 
@@ -77,3 +81,38 @@ def test_sharpness_against_two_over_lr():
     s = readings.sharpness_summary(record("completed", 1.0))
     assert np.isclose(s["init"], 1e5 * 1e-6 / 2) and np.isclose(s["max"], 3e5 * 1e-6 / 2)
     assert np.isclose(s["rises"], 1 / 3)  # one of three steps raised the loss
+
+
+
+def test_rank_ladder_runs_from_the_targets_spread_to_zero():
+    """Rank 0 leaves the whole (centred, for affine maps) target; rank 10 fits the exact linear targets A x."""
+    _, t = (a.double() for a in dln_data(200, seed=0))
+    for affine, spread in ((True, (t - t.mean(0)).pow(2).sum()), (False, t.pow(2).sum())):
+        ladder = readings.rank_ladder(0, 200, affine)
+        assert len(ladder) == 11 and ladder[0] == pytest.approx(float(spread), rel=1e-12)
+        assert np.all(np.diff(ladder) < 0) and abs(ladder[-1]) < 1e-9 * ladder[0]
+
+
+def test_rung_finds_the_nearest_rank_and_the_excess():
+    ladder = np.array([100.0, 50.0, 10.0, 1e-12])
+    assert readings.rung(10.5, ladder) == (2, pytest.approx(0.05))
+    assert readings.rung(48.0, ladder) == (1, pytest.approx(-0.04))
+
+
+def test_end_map_of_a_standard_dln_is_the_product_of_its_maps():
+    torch.manual_seed(0)
+    net = build_model("dln", "none").double()
+    product = torch.eye(10, dtype=torch.float64)
+    for layer in net.layers():
+        product = layer.linear.weight.detach() @ product
+    x = torch.randn(64, 10, dtype=torch.float64)
+    assert readings.end_map(net, x) == pytest.approx(torch.linalg.svdvals(product).numpy(), rel=1e-8)
+
+
+def test_rerun_follows_the_record():
+    """A record's first steps trained again from its config give the record's losses."""
+    cfg = RunConfig(model="dln", norm="batch", lr=1e-6, steps=4, batch_size=100, seed=0, budget="smoke",
+                    data="gaussian", eval_every=4, probe_every=4, act_layers=(), ics_layers=(), landscape_grid=(),
+                    dln_samples=100)
+    r = readings.rerun(train(cfg), 4)
+    assert r["deviation"] < 1e-6 and len(r["initial"]) == len(r["after"]) == 10

@@ -18,12 +18,15 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from .claims import FLIPS, Judged, Runs, Section, Variants, short_verdict
 from .experiments import DLN_LOSS_SCALE, Spec, get_run, make_config
 from .figures import COLORS, NAMES
+from .models import dln_data
 from .records import RunRecord, RunStore
+from .train import RunConfig, device_settings, dln_batch, initial_model, loss_function
 
 #: Every reading of the DLN's loss scale the book computes: c -> what the loss is. The lead reading comes first.
 READINGS = {DLN_LOSS_SCALE: "0.1 × the summed squared error", 1.0: "the summed squared error"}
@@ -150,6 +153,74 @@ def final_loss_decades(runs: dict[tuple[str, float], Sequence[RunRecord]]) -> di
             finals = [r.summary["final_train_loss"] if r.status == "completed" else np.inf for r in recs]
             out[key] = float(np.log10(np.median(finals) / PAPER_FINAL_LOSS[key]))
     return out
+
+
+#: The standard DLN's largest landscape values in the paper's Figure 10, read off the figure (/work/shared/paper.md
+#: §4): the loss band, the gradient predictiveness and the effective beta.
+PAPER_FIGURE10 = {"loss": 1e14, "grad_diff": 1e16, "beta": 1e15}
+
+
+def figure10_peaks(rec: RunRecord) -> dict[str, float]:
+    """A DLN record's largest landscape values over training, Figure 10's three panels (`PAPER_FIGURE10`'s keys):
+    the loss along the gradient, the gradient change and the effective beta, each over the probe's step sizes."""
+    return {key: float(np.nanmax(rec[f"landscape_{key}"].astype(float))) for key in PAPER_FIGURE10}
+
+
+def rank_ladder(seed: int, samples: int = 1000, affine: bool = True) -> np.ndarray:
+    """The least summed squared error a map of rank k from the DLN's inputs to its targets can reach on the data of
+    `seed`, for k = 0, 1, ..., 10 (reduced-rank regression in float64: the least-squares fit truncated to its k
+    largest singular directions, plus its residual). `affine`: maps with an offset (a normalised DLN: BatchNorm's
+    and the l_p layers' batch means and beta make its output an affine map of its input), else linear maps (the
+    standard DLN). A network computing such a map of rank at most k has a loss of at least entry k."""
+    x, t = (a.double() for a in dln_data(samples, seed=seed))
+    if affine:
+        x, t = x - x.mean(0), t - t.mean(0)
+    fit = x @ torch.linalg.lstsq(x, t).solution
+    s2 = torch.linalg.svdvals(fit).pow(2)
+    resid = float((t - fit).pow(2).sum())
+    return np.array([float(s2[k:].sum()) + resid for k in range(len(s2) + 1)])
+
+
+def rung(loss: float, ladder: np.ndarray) -> tuple[int, float]:
+    """The rank k whose least loss (`ladder`, from `rank_ladder`) is nearest to `loss` in ratio, and loss ÷ that
+    least loss - 1 (negative: below it, so the map has a part of one more direction)."""
+    k = int(np.argmin(np.abs(np.log(loss / ladder[:-1]))))  # the last rung, full rank, has loss 0 up to rounding
+    return k, float(loss / ladder[k] - 1)
+
+
+@torch.no_grad()
+def end_map(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The singular values of the map a DLN computes on its batch x (training mode: batch statistics), largest
+    first: the least-squares fit of its outputs on the centred inputs, exact since given the batch's statistics
+    every layer is affine in its input."""
+    out, xc = model(x).double(), (x - x.mean(0)).double()
+    return torch.linalg.svdvals(torch.linalg.lstsq(xc, out - out.mean(0)).solution).numpy()
+
+
+def rerun(rec: RunRecord, steps: int) -> dict[str, np.ndarray | float]:
+    """A DLN record's first `steps` steps trained again from its config as the trainer does (its seed, plain
+    full-batch gradient descent; its probes never change the trajectory, so they are left out): the singular values
+    of the network's map at step 0 (`initial`) and after `steps` steps (`after`), and `deviation`, the largest
+    relative difference between the re-run's losses and the record's (0: the record's trajectory, bit for bit)."""
+    cfg = RunConfig.from_dict(rec.config)
+    device = torch.device("cpu")
+    with device_settings(True, device):
+        torch.manual_seed(cfg.seed)
+        model = initial_model(cfg, device)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        x, y = dln_batch(cfg, cfg.seed, device)
+        loss_fn = loss_function(cfg)
+        initial, losses = end_map(model, x), []
+        for _ in range(steps):
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        after = end_map(model, x)
+    ref = rec["train_loss"][:steps].astype(float)
+    return {"initial": initial, "after": after,
+            "deviation": float(np.max(np.abs(np.asarray(losses, np.float32) - ref) / ref))}
 
 
 _BOTH = {True: "yes", False: "no", None: "not judged"}
