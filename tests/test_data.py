@@ -234,6 +234,29 @@ def test_missing_root_and_env_var(tmp_path, monkeypatch):
         load_cifar10()
 
 
+def test_check_location_fails_as_loading_would_without_reading_images(tmp_path):
+    """A missing path, a folder of neither layout, batches lacking files and a bad synthetic spec fail with the
+    loader's messages (naming the origin it is given); a location of a known layout passes unread."""
+    from bnrepro.data import check_location
+
+    with pytest.raises(DataError, match=r"nowhere \(from --data\) does not exist.*--download"):
+        check_location(tmp_path / "nowhere", " (from --data)")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no train/ and test/ folders"):
+        check_location(tmp_path / "empty")
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.raises(DataError, match="lacks data_batch_1"):
+        check_location(tmp_path)
+    with pytest.raises(DataError, match="synthetic:3 is too small"):
+        check_location("synthetic:3")
+    (tmp_path / "broken.tar.gz").write_bytes(b"not an archive")  # the layout is all it checks
+    check_location(tmp_path / "broken.tar.gz")
+    check_location("synthetic:40")
+    for split in ("train", "test"):
+        (tmp_path / "folder" / split).mkdir(parents=True)
+    check_location(tmp_path / "folder")
+
+
 class Py2Pickler(pickle._Pickler):
     """Pickles as Python 2's cPickle wrote the official batches (protocol 2): str and bytes alike as Python 2's str
     opcodes (SHORT_)BINSTRING, which Python 3 reads back as bytes under encoding="bytes". (Python 3 itself pickles bytes

@@ -1,7 +1,7 @@
 """CIFAR-10 on the training device: load once, standardise, and serve reproducible batches.
 
 Sources (`load_cifar10(root)`): torchvision's `cifar-10-batches-py` folder (canonical pixels), an image-folder
-directory or tar archive (`[<top>/]train|test/<class>/*.jpg|png`, e.g. the JPEG re-encoding in ../shared/data), or
+directory or tar archive (`[<top>/]train|test/<class>/*.jpg|png`, such as a JPEG re-encoding of CIFAR-10), or
 `"synthetic[:N]"`, CIFAR-shaped data with learnable class structure for tests and smoke runs. Decoded uint8 arrays are
 cached as .npz keyed by the source's sha256, so the slow decode happens once per source.
 """
@@ -103,16 +103,16 @@ def load_cifar10(root: str | os.PathLike | None = None, *, device: str | torch.d
 
     Decoded uint8 arrays are cached in `cache_dir`, else env BNREPRO_CACHE, else `<repo>/cache/data` when running from a
     source checkout (git-ignored), else `~/.cache/bnrepro`. `download=True` fetches the canonical python batches through
-    torchvision when `root` holds none. `train_limit`/`test_limit` keep the first N images of the standard order
+    torchvision when `root` holds none. Errors name the command line's options (--data, --download, BNREPRO_DATA). `train_limit`/`test_limit` keep the first N images of the standard order
     (class-balanced: see `_read_image_folder`); normalisation statistics always come from the full training set.
     """
-    origin = "argument root"
+    origin = ""
     if root is None:
-        root, origin = os.environ.get("BNREPRO_DATA"), "env BNREPRO_DATA"
+        root, origin = os.environ.get("BNREPRO_DATA"), " (from env BNREPRO_DATA)"
         if not root:
-            raise DataError(f"no data location: root not given and BNREPRO_DATA is unset; {HOW}")
+            raise DataError(f"no data location: no --data given and BNREPRO_DATA is unset; {HOW}")
     root = str(root)
-    if root == "synthetic" or root.startswith("synthetic:"):
+    if _is_synthetic(root):
         arrays, kind, fp, source = _synthetic(root)
     else:
         path = Path(root).expanduser().resolve()
@@ -128,6 +128,20 @@ def load_cifar10(root: str | os.PathLike | None = None, *, device: str | torch.d
     return Cifar10(_to_tensor(train_x[:n_train], mean, std, dev), torch.from_numpy(train_y[:n_train]).long().to(dev),
                    _to_tensor(test_x[:n_test], mean, std, dev), torch.from_numpy(test_y[:n_test]).long().to(dev),
                    source, fingerprint)
+
+
+def check_location(root: str | os.PathLike, origin: str = "") -> None:
+    """Fail as `load_cifar10(root)` would on a location that is missing or holds no CIFAR-10 layout (or on a bad
+    synthetic spec), without reading any image; `origin` (e.g. " (from --data)") follows the path in the error."""
+    root = str(root)
+    if _is_synthetic(root):
+        _synthetic_size(root)
+    else:
+        _layout(Path(root).expanduser().resolve(), origin, download=False)
+
+
+def _is_synthetic(root: str) -> bool:
+    return root == "synthetic" or root.startswith("synthetic:")
 
 
 def _cache_dir(cache_dir) -> Path:
@@ -155,15 +169,21 @@ def _to_tensor(x: np.ndarray, mean: np.ndarray, std: np.ndarray, device: torch.d
     return torch.from_numpy(x).to(device).float().mul_(scale).sub_(shift)
 
 
-def _synthetic(spec: str):
-    """CIFAR-shaped uint8 images: a fixed smooth random template per class plus smooth and pixel noise, from a seeded
-    numpy generator (identical on every machine). Labels cycle 0..9 so every prefix is class-balanced."""
+def _synthetic_size(spec: str) -> int:
+    """The training images of a synthetic spec ("synthetic" or "synthetic:N")."""
     try:
         n = int(spec.split(":", 1)[1]) if ":" in spec else SYNTHETIC_TRAIN
     except ValueError:
         raise DataError(f"bad synthetic spec {spec!r}: use 'synthetic' or 'synthetic:N' (N training images)") from None
     if n < 10:
         raise DataError(f"synthetic:{n} is too small: need at least 10 training images (one per class)")
+    return n
+
+
+def _synthetic(spec: str):
+    """CIFAR-shaped uint8 images: a fixed smooth random template per class plus smooth and pixel noise, from a seeded
+    numpy generator (identical on every machine). Labels cycle 0..9 so every prefix is class-balanced."""
+    n = _synthetic_size(spec)
     rng = np.random.default_rng(0)
 
     def smooth(a):  # [n,c,k,k] noise → [n,c,32,32], bilinearly upsampled
@@ -184,32 +204,45 @@ def _synthetic(spec: str):
     return arrays, "synthetic", f"seed0:n{n}+{n // 4}", source
 
 
-def _load_source(path: Path, origin: str, download: bool, cache_dir: Path):
-    """Find what `path` holds, then return (arrays, kind, content fingerprint, description), decoding via the cache."""
+def _layout(path: Path, origin: str, download: bool) -> str:
+    """What `path` holds, without reading its images: "archive", BATCHES, "imagefolder", or "download" (nothing there
+    and `download` asked for it); a DataError naming what is wrong otherwise."""
     batches = path if path.name == BATCHES else path / BATCHES
     if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
+        return "archive"
+    if batches.is_dir():
+        missing = [f for f in BATCH_FILES if not (batches / f).is_file()]
+        if missing:
+            raise DataError(f"{batches} lacks {', '.join(missing)}; re-download it (--download) or {HOW}")
+        return BATCHES
+    if path.is_dir() and _image_folder_base(path):
+        return "imagefolder"
+    if download and not path.is_file():
+        return "download"
+    if not path.exists():
+        raise DataError(f"data location {path}{origin} does not exist; {HOW} (or --download to fetch canonical "
+                        f"CIFAR-10 through torchvision)")
+    found = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() else "a file of unknown type"
+    raise DataError(f"data location {path}{origin} has no train/ and test/ folders and no {BATCHES} "
+                    f"(found: {found}); {HOW}")
+
+
+def _load_source(path: Path, origin: str, download: bool, cache_dir: Path):
+    """Find what `path` holds, then return (arrays, kind, content fingerprint, description), decoding via the cache."""
+    layout = _layout(path, origin, download)
+    if layout == "download":
+        return _download(path.parent if path.name == BATCHES else path, origin, cache_dir)
+    if layout == "archive":
         kind, source, sha = "imagefolder", f"image-folder archive {path.name}", _sha_file(path)
         read = lambda: _read_tar(path)
-    elif batches.is_dir():
-        files = [batches / f for f in BATCH_FILES]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise DataError(f"{batches} lacks {', '.join(missing)}; re-download it (download=True) or {HOW}")
+    elif layout == BATCHES:
+        files = [(path if path.name == BATCHES else path / BATCHES) / f for f in BATCH_FILES]
         kind, source, read = BATCHES, f"{BATCHES} (canonical CIFAR-10)", lambda: _read_batches(files)
         sha = _sha_items((f.name, f.read_bytes()) for f in files)
-    elif path.is_dir() and (base := _image_folder_base(path)):
-        entries = _scan_dir(base)
+    else:
+        entries = _scan_dir(_image_folder_base(path))
         kind, source, sha = "imagefolder", f"image-folder directory {path.name}", _sha_items(entries)
         read = lambda: _read_image_folder(entries, str(path))
-    elif download and not path.is_file():
-        return _download(path.parent if path.name == BATCHES else path, origin, cache_dir)
-    elif not path.exists():
-        raise DataError(f"data location {path} (from {origin}) does not exist; {HOW} (or download=True to fetch "
-                        f"canonical CIFAR-10 through torchvision)")
-    else:
-        found = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() else "a file of unknown type"
-        raise DataError(f"data location {path} (from {origin}) has no train/ and test/ folders and no {BATCHES} "
-                        f"(found: {found}); {HOW}")
     cache = cache_dir / f"{kind}-{sha[:20]}.npz"
     arrays, fp, jpeg = _read_cache(cache) if cache.exists() else (None, None, None)
     if arrays is None:
@@ -224,7 +257,7 @@ def _download(path: Path, origin: str, cache_dir: Path):
     try:
         import torchvision
     except ImportError:
-        raise DataError(f"download=True needs torchvision to fetch CIFAR-10 into {path}: pip install torchvision "
+        raise DataError(f"--download needs torchvision to fetch CIFAR-10 into {path}: pip install torchvision "
                         f"(or pip install 'bnrepro[download]'); or {HOW}") from None
     torchvision.datasets.CIFAR10(str(path), train=True, download=True)
     if not (path / BATCHES).is_dir():
@@ -304,7 +337,7 @@ class _BatchUnpickler(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise DataError(f"{self.path} is not a CIFAR-10 python batch: its pickle asks for the global "
                             f"{module}.{name}, which that format never holds, and was refused without running it; "
-                            f"delete the folder and re-download it (download=True), or {HOW}")
+                            f"delete the folder and re-download it (--download), or {HOW}")
         return super().find_class(module, name)
 
 
@@ -314,10 +347,10 @@ def _unpickle_batch(path: Path) -> dict:
         with open(path, "rb") as fh:
             d = _BatchUnpickler(fh, path).load()
     except (pickle.UnpicklingError, EOFError) as e:
-        raise DataError(f"{path} is not a readable pickle ({e}); re-download it (download=True) or {HOW}") from None
+        raise DataError(f"{path} is not a readable pickle ({e}); re-download it (--download) or {HOW}") from None
     if not (isinstance(d, dict) and b"data" in d and b"labels" in d):
         raise DataError(f"{path} is not a CIFAR-10 python batch (no b'data' and b'labels' entries); re-download it "
-                        f"(download=True) or {HOW}")
+                        f"(--download) or {HOW}")
     return d
 
 

@@ -49,10 +49,9 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def environment(device) -> dict:
-    """What produced a run: package and library versions, git commit, device name."""
-    import torch
-
+def git_state() -> tuple[str | None, bool | None]:
+    """(the checkout's commit, whether src/ has uncommitted changes); None where git cannot tell (no git, or a copy
+    without .git that BNREPRO_GIT_COMMIT names)."""
     try:
         commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
@@ -62,6 +61,14 @@ def environment(device) -> dict:
         commit, dirty = None, None
     if not commit and os.environ.get("BNREPRO_GIT_COMMIT"):  # a copy of the checkout without .git (a remote GPU)
         commit, dirty = os.environ["BNREPRO_GIT_COMMIT"], None
+    return commit, dirty
+
+
+def environment(device) -> dict:
+    """What produced a run: package and library versions, git commit, device name."""
+    import torch
+
+    commit, dirty = git_state()
     dev = torch.device(device)
     env = {
         "bnrepro": bnrepro.__version__, "git_commit": commit, "git_dirty_src": dirty,
