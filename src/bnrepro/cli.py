@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--check", type=Path, metavar="FILE",
                      help="exit 1 with a diff when FILE's table (e.g. README.md) differs from the records")
     out.add_argument("--write", type=Path, metavar="FILE", help="replace the table between FILE's results markers")
+    from .window import add_parsers  # window, unpack
+
+    add_parsers(sub)
     return p
 
 
@@ -86,6 +89,10 @@ def add_compute_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("window", "unpack"):
+        from .window import command
+
+        return command(args)
     if args.command == "results":
         from .results import command
 
