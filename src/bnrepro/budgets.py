@@ -55,8 +55,8 @@ BUDGETS: dict[str, Budget] = {
     ),
     "cpu": Budget(
         name="cpu",
-        description="real CIFAR-10 on a CPU: VGG-16 at 1/8 width, fewer steps; about 30 min of one-thread training "
-                    "per seed of the whole book (the seeds appendix uses three)",
+        description="real CIFAR-10 on a CPU: VGG-16 at 1/8 width, fewer steps; every run of the book, "
+                    "at each seed (the seeds appendix uses three)",
         vgg_arch="vgg16", vgg_width=1 / 8, vgg_steps=2500, vgg_batch_size=128,
         eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
