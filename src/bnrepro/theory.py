@@ -161,7 +161,10 @@ def theorem_4_2(loss: Loss, y: Tensor, gamma: float, beta: float = 0.0, eps: flo
     Jacobian maps v to (gamma/sigma) v, and the curvature of y_hat along v contributes -y_hat ||v||^2/(m sigma^2).
     The second form replaces v^T H v by g^T H g: it follows from the first only where v^T H v <= g^T H g (the
     paper's assumption that H "preserves the relative norms" of g and v gives that only if ||v|| <= ||g||).
-    Also returned: `sign` = <g, y_hat> (the reduction needs it positive, for gamma > 0).
+    Also returned: `sign` = <g, y_hat> (the reduction needs it positive, for gamma > 0), `gain` = ||v||^2 / ||g||^2
+    and `rayleigh` = (v^T H v / ||v||^2) / (g^T H g / ||g||^2). The second form fails exactly where v^T H v >
+    g^T H g, so where gain > 1 or rayleigh > 1: the paper's assumption, read as rayleigh = 1, gives it only with
+    gain <= 1.
     """
     _unit(y, "theorem_4_2")
     m = y.shape[0]
@@ -185,6 +188,8 @@ def theorem_4_2(loss: Loss, y: Tensor, gamma: float, beta: float = 0.0, eps: flo
             "rhs": k * v.dot(hv) - gamma / (m * sigma ** 2) * sign * vv,
             "second": k * (g.dot(hg) - sign * vv / (m * gamma)),
             "sign": sign,
+            "gain": vv / g.dot(g),
+            "rayleigh": (v.dot(hv) / vv) / (g.dot(hg) / g.dot(g)),
             "scale": k * h_norm * v_bound + abs(gamma) / (m * sigma ** 2) * g_norm * math.sqrt(m) * v_bound}
 
 
@@ -212,12 +217,14 @@ def theorem_4_4(loss: Loss, y: Tensor, gamma: float, lam: float, d: int = 3, bet
     """Theorem 4.4 for one unit, with y = X W_j held fixed as in the proof: the worst-case squared weight gradient
     max_{||X|| <= lam} ||X^T dL/dy||^2 of each network, evaluated at its maximiser (`worst_input`), and
 
-        lhs     = max ||X^T dL_hat/dy||^2                     (= lam^2 ||dL_hat/dy||^2)
-        rhs     = gamma^2/sigma^2 (g_j - lam^2 m mu_g^2 - lam^2/m <g, y_hat>^2)   (proof-consistent; equality)
-        printed = gamma^2/sigma^2 (g_j^2 - m mu_g^2 - lam^2 <g, y_hat>^2)          (as printed in v3)
+        lhs       = max ||X^T dL_hat/dy||^2                     (= lam^2 ||dL_hat/dy||^2)
+        rhs       = gamma^2/sigma^2 (g_j - lam^2 m mu_g^2 - lam^2/m <g, y_hat>^2)   (proof-consistent; equality)
+        printed   = gamma^2/sigma^2 (g_j^2 - m mu_g^2 - lam^2 <g, y_hat>^2)          (as printed in v3)
+        unsquared = gamma^2/sigma^2 (g_j - m mu_g^2 - lam^2 <g, y_hat>^2)            (printed, g_j^2 read as g_j)
 
-    where g_j = max ||X^T g||^2 = lam^2 ||g||^2 and mu_g is the mean of g = g_hat. The printed form squares g_j
-    (so it changes with the loss's scale as c^4 while lhs does as c^2) and drops lam^2 and 1/m elsewhere.
+    where g_j = max ||X^T g||^2 = lam^2 ||g||^2 and mu_g is the mean of g = g_hat. Read literally, the printed form
+    squares g_j (so it changes with the loss's scale as c^4 while lhs does as c^2); read with g_j^2 as the squared
+    norm the definition already squares (`unsquared`), it keeps the printed lam^2 and 1/m elsewhere.
     """
     _unit(y, "theorem_4_4")
     m = y.shape[0]
@@ -230,6 +237,7 @@ def theorem_4_4(loss: Loss, y: Tensor, gamma: float, lam: float, d: int = 3, bet
     return {"lhs": lhs,
             "rhs": k * (g_j - lam ** 2 * m * mu_g ** 2 - lam ** 2 / m * yhat_part),
             "printed": k * (g_j ** 2 - m * mu_g ** 2 - lam ** 2 * yhat_part),
+            "unsquared": k * (g_j - m * mu_g ** 2 - lam ** 2 * yhat_part),
             "scale": k * g_j}
 
 
