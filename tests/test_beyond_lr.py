@@ -86,11 +86,21 @@ def test_scale_invariance_holds_in_the_bn_runs_and_not_without(runs):
 
 def test_figures_and_table(runs):
     assert len(bl.ratio_figure(runs).axes) == 2
-    assert len(bl.over_training_figure(runs, "vgg", 0.05).axes) == 3
+    assert len(bl.over_training_figure(runs, "vgg", 0.05).axes) == 4  # a panel per quantity and the key
     assert len(bl.robustness_figure({0: runs, 1: runs}).axes) == 2
     assert len(bl.effective_lr_figure(runs).axes) == 2
     table = bl.ratios_markdown(runs)
     assert table.count("\n") == 1 + sum(len(lrs) for lrs in bl.LRS.values()) * len(bl.NORMS)
+    plt.close("all")
+
+
+def test_the_lr_slider_opens_on_a_frame_showing_the_most_curves(runs):
+    def curves(model, lr):
+        return sum(len(bl.series(runs[model, n, lr], q)[0]) > 0 for n in bl.NORMS for q in bl.QUANTITIES)
+
+    for model in bl.LRS:
+        slider, _ = bl.over_training_slider(runs, model).children
+        assert curves(model, bl.LRS[model][slider.index]) == max(curves(model, lr) for lr in bl.LRS[model])
     plt.close("all")
 
 

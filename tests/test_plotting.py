@@ -112,3 +112,15 @@ def test_ipython_shows_figures_with_their_legibility_record():
         InteractiveShell.clear_instance()
         plt.close("all")
     assert read_legibility(data["image/png"])["legends_on_data"]
+
+
+def test_data_counts_only_inside_its_own_panel():
+    """A line running off its panel (clipped there) does not lie on a legend in the panel below."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4, 5))
+    top.plot([0, 1], [0, -100])
+    top.set_ylim(-1, 1)
+    bottom.set_axis_off()
+    bottom.plot([], [], label="key")
+    bottom.legend(loc="center")
+    assert legibility(fig)["legends_on_data"] == []
+    plt.close(fig)

@@ -28,7 +28,9 @@ def test_figures_have_one_panel_per_run_and_layer(runs):
     std, bn, noisy = runs["vgg", "none", 0.1], runs["vgg", "batch", 0.1], runs["vgg", "noisy", 0.1]
     assert len(figures.accuracy_figure([std, bn]).axes) == 2
     assert len(figures.distributions_figure([std, bn, bn], (3, 11), points=["pre", "pre", "post"]).axes) == 6
-    assert len(sec21.moments_figure([std, bn, noisy], (2, 9, 13)).axes) == 12
+    assert len(sec21.moments_figure([std, bn, noisy], 9).axes) == 4
+    slider, stack = sec21.moments_slider([std, bn, noisy], (2, 9, 13)).children
+    assert len(stack.children) == 3 and slider.value == 0  # one frame per layer, opening on the first
     plt.close("all")
 
 

@@ -49,8 +49,9 @@ def test_measures_are_the_bands_and_the_largest_beta(runs):
 @pytest.mark.parametrize("model", ["vgg", "dln"])
 def test_landscape_figure_has_the_three_panels(runs, model):
     fig = sec31.landscape_figure(pair(runs, model))
-    axes = fig.axes
+    axes, key = fig.axes[:3], fig.axes[3]
     assert [ax.get_title()[:3] for ax in axes] == ["(a)", "(b)", "(c)"]
+    assert not key.axison and len(key.get_legend().get_texts()) == 2  # the fourth panel holds only the key
     assert axes[0].get_yscale() == "log"
     assert [ax.get_yscale() for ax in axes[1:]] == (["log", "log"] if model == "dln" else ["linear", "linear"])
     assert len(axes[2].get_lines()) == 2  # one effective-beta curve per run

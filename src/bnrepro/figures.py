@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plotting import FOREGROUND
+from .plotting import FOREGROUND, WIDTH
 from .records import RunRecord
 
 COLORS = {"none": "tab:red", "batch": "tab:blue", "noisy": "tab:green", "l1": "tab:orange", "l2": "tab:purple",
@@ -50,7 +50,8 @@ def accuracy_figure(runs: Sequence[RunRecord], panels: Sequence[str] = ("train",
     A diverged run's curve stops where its loss became non-finite, marked with an x.
     """
     lrs = sorted({r.config["lr"] for r in runs}, reverse=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(WIDTH / 2 * len(panels), 4.4), 3.8), squeeze=False,
+                             layout="constrained")
     for ax, which in zip(axes[0], panels):
         for r in runs:
             if which == "train":
@@ -63,10 +64,9 @@ def accuracy_figure(runs: Sequence[RunRecord], panels: Sequence[str] = ("train",
                 ax.plot([r.summary["diverged_at"]], [y[-1] if len(y) else 10], "x", color=COLORS[r.config["norm"]])
         ax.set(xlabel="training steps", ylabel=f"{which} accuracy (%)", ylim=(0, 100),
                title=f"{'Training' if which == 'train' else 'Test'} accuracy")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=2 if len(panels) > 1 else 1)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -117,7 +117,7 @@ def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int 
         newest = j == len(idx) - 1
         ax.fill_between(mid, j, j + d, color=color, alpha=0.55 if newest else 0.2, lw=0)
         ax.plot(mid, j + d, color=FOREGROUND if newest else color, lw=0.8)
-    ax.set_yticks(range(len(idx)), [str(int(s)) for s in steps[idx]], fontsize=7)
+    ax.set_yticks(range(len(idx)), [str(int(s)) for s in steps[idx]], fontsize=8)
     ax.set_xlim(lo, hi)
     ax.set_ylim(-0.2, max(len(idx), 1) + 0.2)
 
@@ -132,15 +132,16 @@ def _span(qs: np.ndarray) -> tuple[float, float]:
 def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto: int | None = None,
                          n_lines: int = 12, points: Sequence[str] | None = None,
                          at: Sequence[int] | None = None) -> Figure:
-    """Figure 1(c) / 2-right / 6: for each run (rows) and layer (columns), the ridge plot of one random unit,
-    observed at `points[i]` for run i ("post", the default: after the normalisation; "pre": before it); at the
-    recorded steps nearest `at` if given (e.g. Figure 1c's 2,000, 6,000, 10,000 and 14,000)."""
+    """Figure 1(c) / 2-right / 6: for each run (rows, titled by the run) and layer (columns), the ridge plot of one
+    random unit, observed at `points[i]` for run i ("post", the default: after the normalisation; "pre": before
+    it); at the recorded steps nearest `at` if given (e.g. Figure 1c's 2,000, 6,000, 10,000 and 14,000)."""
     points = points or ["post"] * len(runs)
-    fig, axes = plt.subplots(len(runs), len(layers), figsize=(3.0 * len(layers) + 0.6, 2.4 * len(runs)),
-                             squeeze=False)
-    for i, (r, point) in enumerate(zip(runs, points)):
-        for j, layer in enumerate(layers):
-            ax = axes[i][j]
+    fig = plt.figure(figsize=(WIDTH, 2.6 * len(runs)), layout="constrained")
+    rows = np.atleast_1d(fig.subfigures(len(runs), 1))
+    for r, point, row in zip(runs, points, rows):
+        where = "" if r.config["norm"] == "none" else f", {POINTS[point][2]}"
+        row.suptitle(f"{label(r)}{where}", fontsize=10)
+        for j, (layer, ax) in enumerate(zip(layers, row.subplots(1, len(layers), squeeze=False)[0])):
             k = list(r["act_layers"]).index(layer)
             qs = activation_arrays(r, point)[0][:, k, :]
             finite = qs[np.isfinite(qs).all(axis=1)]
@@ -148,11 +149,9 @@ def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto:
                 ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
             else:
                 ridge(ax, r, layer, upto, n_lines, _span(finite), point, at)
-            where = "" if r.config["norm"] == "none" else f", {POINTS[point][2]}"
-            ax.set_title(f"{label(r)}\nlayer #{layer}, unit {r['act_units'][k]}{where}", fontsize=8)
+            ax.set_title(f"layer #{layer}, unit {r['act_units'][k]}", fontsize=9)
             if j == 0:
-                ax.set_ylabel("training step", fontsize=8)
-    fig.tight_layout()
+                ax.set_ylabel("training step", fontsize=9)
     return fig
 
 

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.path import Path
+from matplotlib.transforms import Bbox
 
 #: Text, axes, ticks and grid. The grey whose contrast is about equal on the book's light page (white) and its dark
 #: one (#121212): 4.2:1 and 4.4:1 (`contrast_ratio`, WCAG's; black on white is 21:1).
@@ -124,13 +125,18 @@ def legibility(fig: Figure, dpi: float | None = None) -> dict:
     finally:
         del renderer.draw_text
     problems = []
-    legends = [(leg, "the figure's legend") for leg in fig.legends]
+    figures, legends = [fig], []
+    while figures:  # the figure and its subfigures, each of which may hold legends
+        f = figures.pop()
+        figures += f.subfigs
+        legends += [(leg, "the figure's legend") for leg in f.legends]
     legends += [(ax.get_legend(), f"the legend of {_where(ax)}") for ax in fig.axes if ax.get_legend()]
     for leg, whose in legends:
         box = leg.get_window_extent(renderer)
         for ax in fig.axes:
-            for name, kind, shape in _data_shapes(ax):
-                if _covers(box, kind, shape):
+            seen = Bbox.intersection(box, ax.bbox)  # data shows only inside its axes (clipped there)
+            for name, kind, shape in _data_shapes(ax) if seen is not None else ():
+                if _covers(seen, kind, shape):
                     what = repr(name) if not name.startswith("_") else "data"
                     problems.append(f"{whose} lies on {what} in {_where(ax)}")
     scale = (dpi or fig.dpi) / 72

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -25,6 +26,7 @@ from .claims import FLIPS, Judged, Runs, Section, Variants, short_verdict
 from .experiments import DLN_LOSS_SCALE, Spec, get_run, make_config
 from .figures import COLORS, NAMES
 from .models import dln_data
+from .plotting import WIDTH
 from .records import RunRecord, RunStore
 from .train import RunConfig, device_settings, dln_batch, initial_model, loss_function
 
@@ -95,7 +97,7 @@ def sharpness_summary(rec: RunRecord) -> dict[str, float]:
 def _reading_panels(runs: dict[float, Sequence[Sequence[RunRecord]]], series, ylabel: str, mark=None) -> Figure:
     """One panel per reading (log y): `series(rec)` -> (x, y) for every run, one thin line per seed, coloured by
     norm and dashed by learning rate; `mark(ax, cfg, style)` adds something per (norm, LR) if given."""
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(runs), figsize=(WIDTH, 4.4), squeeze=False, sharey=True, layout="constrained")
     lrs = sorted({seeds[0].config["lr"] for group in runs.values() for seeds in group}, reverse=True)
     for ax, (c, groups) in zip(axes[0], runs.items()):
         for seeds in groups:
@@ -106,10 +108,10 @@ def _reading_panels(runs: dict[float, Sequence[Sequence[RunRecord]]], series, yl
                         label=f"{NAMES[cfg['norm']]}, LR {cfg['lr']:g}" if i == 0 else None, **style)
             if mark:
                 mark(ax, cfg, style)
-        ax.set(yscale="log", xlabel="training steps", title=f"loss = {READINGS[c]}")
+        ax.set(yscale="log", xlabel="training steps", title="\n".join(textwrap.wrap(f"loss = {READINGS[c]}", 30)))
     axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2)
     return fig
 
 

@@ -19,8 +19,10 @@ from matplotlib.figure import Figure
 from ..claims import TRAINS_ACC, Check, Judgement, Rule, Runs, Section, grade, not_testable, prose_list
 from ..experiments import DLN_LOSS_SCALE, SWEEP_LRS, Spec
 from ..figures import COLORS, MODEL_NAMES, SHORT_NAMES, smooth
+from ..plotting import FOREGROUND, WIDTH
 from ..probes.weight_norms import scale_invariance_residuals
 from ..records import RunRecord
+from .sec31 import LRS as PAPER_LRS
 from .sec31 import measures
 
 #: The sweep: the paper's learning rates (whose runs the other chapters already have) plus `SWEEP_LRS`.
@@ -359,7 +361,7 @@ STYLES = {"beta": "-", "sharpness": "--", "eigenvalue": ":"}
 def ratio_figure(runs: Runs) -> Figure:
     """The figure to scan: per network (panels), each quantity's late median divided by 2/LR against LR, standard
     and BN; 1 is the edge of stability. Runs the rules count as not training (`trains`) are drawn hollow."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.4), layout="constrained")
     for ax, m in zip(axes, LRS):
         for n in NORMS:
             for q in QUANTITIES:
@@ -368,21 +370,26 @@ def ratio_figure(runs: Runs) -> Figure:
                 if not pts:
                     continue
                 x, y, ok = (np.array(v) for v in zip(*pts))
-                ax.plot(x, y, STYLES[q], color=COLORS[n], lw=1, label=f"{SHORT_NAMES[n]}: {q}")
+                ax.plot(x, y, STYLES[q], color=COLORS[n], lw=1)
                 ax.scatter(x, y, s=16, color=[COLORS[n] if t else "none" for t in ok], edgecolors=COLORS[n], zorder=3)
         ax.axhline(1, color="grey", lw=0.8)
         ax.axhspan(1 / 2, 2, color="grey", alpha=0.12, lw=0)
         ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="late median ÷ (2/LR)",
                title="VGG (SGD, batch 128)" if m == "vgg" else "DLN (full-batch GD)")
-        ax.set_xticks(LRS[m], [f"{lr:g}" for lr in LRS[m]], fontsize=7)
+        ax.set_xticks(LRS[m], [f"{lr:g}" for lr in LRS[m]], fontsize=9, rotation=45)
         ax.xaxis.set_minor_locator(plt.NullLocator())
-    axes[1].legend(fontsize=6, loc="lower right", ncol=2)
+    key = [(plt.Line2D([], [], color=COLORS[n], lw=1.5), SHORT_NAMES[n]) for n in NORMS]
+    key += [(plt.Line2D([], [], color=FOREGROUND, ls=STYLES[q], lw=1), QUANTITIES[q]) for q in QUANTITIES]
+    key.append((plt.Line2D([], [], color=FOREGROUND, ls="", marker="o", mfc="none"), "does not train"))
+    fig.legend(*zip(*key), loc="outside lower center", ncol=3)
     return fig
 
 
 def over_training_figure(runs: Runs, model: str, lr: float) -> Figure:
-    """Beta, batch sharpness and top eigenvalue over training at one LR, standard and BN, against 2/LR."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), layout="constrained")
+    """Beta, batch sharpness and top eigenvalue over training at one LR, standard and BN, against 2/LR; the key in
+    the fourth panel."""
+    fig, grid = plt.subplots(2, 2, figsize=(WIDTH, 5.4), sharex=True, layout="constrained")
+    axes = grid.ravel()
     for ax, (q, title) in zip(axes, QUANTITIES.items()):
         for n in NORMS:
             x, y = series(runs[model, n, lr], q)
@@ -390,25 +397,39 @@ def over_training_figure(runs: Runs, model: str, lr: float) -> Figure:
                 ax.plot(x, y, color=COLORS[n], lw=1, marker="." if q == "eigenvalue" else None,
                         label=SHORT_NAMES[n])
         ax.axhline(2 / lr, color="grey", lw=1, ls="--", label="2/LR")
-        ax.set(yscale="log", xlabel="training steps", title=title)
+        ax.set(yscale="log", title=title)
         if not ax.lines[:-1]:
             ax.text(0.5, 0.5, "not recorded at this LR\n(the paper's run, reused)", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{MODEL_NAMES[model]} at LR {lr:g}", fontsize=10)
+                    transform=ax.transAxes)
+    grid[1][0].set_xlabel("training steps")
+    grid[0][1].set_xlabel("training steps")
+    grid[0][1].xaxis.set_tick_params(labelbottom=True)
+    axes[-1].set_axis_off()
+    axes[-1].legend(*axes[0].get_legend_handles_labels(), loc="center")
+    fig.suptitle(f"{MODEL_NAMES[model]} at LR {lr:g}")
     return fig
 
 
+def first_frame(runs: Runs, model: str) -> float:
+    """The LR an `over_training_slider` opens on: the one showing the most recorded curves, then the most runs that
+    train, then the nearest to the paper's LR."""
+    def shown(lr: float) -> tuple:
+        recorded = sum(len(series(runs[model, n, lr], q)[0]) > 0 for n in NORMS for q in QUANTITIES)
+        return recorded, sum(trains(runs[model, n, lr]) for n in NORMS), -abs(np.log(lr / PAPER_LRS[model]))
+    return max(LRS[model], key=shown)
+
+
 def over_training_slider(runs: Runs, model: str):
-    """`over_training_figure` with a slider over the learning rates."""
+    """`over_training_figure` with a slider over the learning rates, opening on `first_frame`."""
     from ..widgets import figure_slider
 
-    return figure_slider(lambda lr: over_training_figure(runs, model, lr), list(LRS[model]), "learning rate")
+    return figure_slider(lambda lr: over_training_figure(runs, model, lr), list(LRS[model]), "learning rate",
+                         first_frame(runs, model))
 
 
 def robustness_figure(by_seed: Mapping[int, Runs]) -> Figure:
     """Final training and test accuracy of VGG against LR, standard and BN: the mean over seeds with the range."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.9), layout="constrained")
     for ax, key in zip(axes, ("final_train_acc", "final_test_acc")):
         for n in NORMS:
             acc = np.array([[0.0 if r.status == "diverged" else 100 * r.summary[key]
@@ -416,16 +437,17 @@ def robustness_figure(by_seed: Mapping[int, Runs]) -> Figure:
             ax.plot(LRS["vgg"], acc.mean(0), marker="o", color=COLORS[n], label=SHORT_NAMES[n])
             ax.fill_between(LRS["vgg"], acc.min(0), acc.max(0), color=COLORS[n], alpha=0.2, lw=0)
         ax.set(xscale="log", xlabel="learning rate", ylabel="accuracy (%)", ylim=(0, 100),
-               title=f"{'Training' if 'train' in key else 'Test'} accuracy after the budget's steps")
+               title=f"{'Training' if 'train' in key else 'Test'} accuracy\nafter the budget's steps")
     axes[0].axhline(TRAINS_ACC, color="grey", lw=0.6, ls=":")
-    axes[0].legend(fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(NORMS))
     return fig
 
 
 def effective_lr_figure(runs: Runs) -> Figure:
     """For the BN runs with weight norms: LR/||W_t||^2 of each normalised layer (median over layers, with the
-    range) over training, per LR; and the identity's residual |cos(W, g)| for BN and standard."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    range) over training, per LR (top); and the identity's residual |cos(W, g)| for BN and standard (bottom); each
+    key beside its panel."""
+    fig, axes = plt.subplots(2, 1, figsize=(WIDTH, 6.4), layout="constrained")
     cmap = plt.get_cmap("viridis")
     for i, lr in enumerate(SWEEP_LRS["vgg"]):
         rec = runs["vgg", "batch", lr]
@@ -433,12 +455,12 @@ def effective_lr_figure(runs: Runs) -> Figure:
             continue
         eff = lr / rec["weight_sq_norm"][:, :-1]
         steps = np.arange(len(eff))
-        color = cmap(i / max(len(SWEEP_LRS["vgg"]) - 1, 1))
+        color = cmap(0.85 * i / max(len(SWEEP_LRS["vgg"]) - 1, 1))  # viridis' last yellow is pale on a light page
         axes[0].plot(steps, np.median(eff, axis=1), color=color, lw=1.2, label=f"LR {lr:g}")
         axes[0].fill_between(steps, eff.min(1), eff.max(1), color=color, alpha=0.15, lw=0)
     axes[0].set(yscale="log", xlabel="training steps", ylabel="LR / ‖W‖²",
                 title="VGG with BN: effective learning rate per layer")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
     for m, marker in (("vgg", "o"), ("dln", "s")):
         for n in NORMS:
             for lr in SWEEP_LRS[m]:
@@ -453,5 +475,5 @@ def effective_lr_figure(runs: Runs) -> Figure:
     axes[1].plot([], [], color="grey", ls="--", label="DLN (solid: VGG)")
     axes[1].set(yscale="log", xlabel="fraction of training", ylabel="median |cos(W, ∇W)|",
                 title="Scale invariance: the identity's residual")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig

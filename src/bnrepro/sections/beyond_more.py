@@ -32,6 +32,7 @@ from ..claims import (TRAINS_ACC, TRAINS_REASON, Check, Judgement, Rule, Runs, S
 from ..experiments import (DLN_LOSS_SCALE, PART4_PROBES, SWEEP_LRS, Spec, _data_location, _load_data, data_kind,
                            data_root, make_config)
 from ..figures import COLORS, SHORT_NAMES
+from ..plotting import FOREGROUND, WIDTH
 from ..probes.init_grads import init_gradient_norms
 from ..records import RunRecord
 from .sec31 import BAND_READINGS, landscape_summary
@@ -265,7 +266,7 @@ def init_figure(grads: Mapping[tuple[str, str], np.ndarray], title: str | None =
     median over seeds and batches, shaded from the smallest to the largest; a dotted line at the last normalised
     layer."""
     models = list(dict.fromkeys(m for m, _ in grads))
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH, 4.0), squeeze=False, layout="constrained")
     for ax, m in zip(axes[0], models):
         for n in NORMS:
             g = grads[m, n].reshape(-1, grads[m, n].shape[-1])
@@ -274,8 +275,8 @@ def init_figure(grads: Mapping[tuple[str, str], np.ndarray], title: str | None =
             ax.fill_between(layer, g.min(0), g.max(0), color=COLORS[n], alpha=0.2, lw=0)
         ax.axvline(g.shape[1] - 1, color="grey", ls=":", lw=0.8)
         ax.set(yscale="log", xlabel="layer", ylabel="‖∇W L‖₂ at step 0",
-               title=f"{NAMES[m]}: {grads[m, 'none'].shape[0]} seeds × {grads[m, 'none'].shape[1]} batches")
-    axes[0][0].legend(fontsize=8)
+               title=f"{NAMES[m]}:\n{grads[m, 'none'].shape[0]} seeds × {grads[m, 'none'].shape[1]} batches")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=len(NORMS))
     if title:
         fig.suptitle(title)
     return fig
@@ -296,8 +297,7 @@ def late_growth(rec: RunRecord) -> float:
 def growth_figure(runs: Runs) -> Figure:
     """The first layer's gradient norm ÷ the last normalised layer's at every training step, standard and BN, for
     the runs `iv2_init` reads (log axes; the x axis is the step + 1, so that step 0 shows)."""
-    fig, axes = plt.subplots(1, len(INIT_RUNS), figsize=(5 * len(INIT_RUNS), 3.4), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, len(INIT_RUNS), figsize=(WIDTH, 3.9), squeeze=False, layout="constrained")
     for ax, (m, lr) in zip(axes[0], INIT_RUNS.items()):
         for n in NORMS:
             steps, g = growth_series(runs[m, n, lr])
@@ -305,7 +305,7 @@ def growth_figure(runs: Runs) -> Figure:
         ax.axhline(1, color="grey", lw=0.6, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="training step + 1", title=f"{NAMES[m]} at LR {lr:g}",
                ylabel="‖∇W‖, layer 1 ÷ last normalised")
-    axes[0][0].legend(fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=len(NORMS))
     return fig
 
 
@@ -410,27 +410,32 @@ SECTION = Section("IV.2", "Beyond the paper: random directions, initial gradient
 # --- figures and tables -------------------------------------------------------------------------------------------
 
 def random_figure(runs: Runs) -> Figure:
-    """For each network with random directions (columns), standard and BN, against training steps: the loss band's
-    height in decades (top) and the effective beta (bottom), along the gradient (solid) and along the random
-    directions (dashed: the median over directions, shaded from the smallest to the largest)."""
+    """For each network with random directions (rows, titled by the network), standard and BN, against training
+    steps: the loss band's height in decades (left) and the effective beta (right), along the gradient (solid) and
+    along the random directions (dashed: the median over directions, shaded from the smallest to the largest)."""
     tags = list(PAIRS | REPORTED)
-    fig, axes = plt.subplots(2, len(tags), figsize=(3.4 * len(tags), 6), squeeze=False, layout="constrained")
-    for j, tag in enumerate(tags):
+    fig = plt.figure(figsize=(WIDTH, 2.5 * len(tags) + 0.5), layout="constrained")
+    for tag, row in zip(tags, np.atleast_1d(fig.subfigures(len(tags), 1))):
         m, lr = (PAIRS | REPORTED)[tag]
+        axes = row.subplots(1, 2)
         for n in NORMS:
             r = random_measures(runs[m, n, lr])
-            color, who = COLORS[n], SHORT_NAMES[n]
-            for ax, grad, rand in ((axes[0][j], r["grad"], r["rand"]), (axes[1][j], r["grad_beta"], r["rand_beta"])):
-                ax.plot(r["step"], grad, color=color, lw=1.2, label=f"{who}, gradient")
+            for ax, grad, rand in ((axes[0], r["grad"], r["rand"]), (axes[1], r["grad_beta"], r["rand_beta"])):
+                ax.plot(r["step"], grad, color=COLORS[n], lw=1.2)
                 with np.errstate(all="ignore"):
-                    ax.plot(r["step"], np.nanmedian(rand, 1), color=color, lw=1.0, ls="--",
-                            label=f"{who}, random (median)")
-                    ax.fill_between(r["step"], np.nanmin(rand, 1), np.nanmax(rand, 1), color=color, alpha=0.15, lw=0)
-        axes[0][j].set(title=_pair_name(tag), yscale="log")
-        axes[1][j].set(xlabel="training steps", yscale="log")
-    axes[0][0].set_ylabel("loss band height (decades)")
-    axes[1][0].set_ylabel("effective β (max over η)")
-    axes[0][-1].legend(fontsize=7)
+                    ax.plot(r["step"], np.nanmedian(rand, 1), color=COLORS[n], lw=1.0, ls="--")
+                    ax.fill_between(r["step"], np.nanmin(rand, 1), np.nanmax(rand, 1), color=COLORS[n], alpha=0.15,
+                                    lw=0)
+        row.suptitle(_pair_name(tag))
+        axes[0].set(title="loss band height (decades)", yscale="log")
+        axes[1].set(title="effective β (max over η)", yscale="log")
+        if tag == tags[-1]:
+            axes[0].set_xlabel("training steps")
+            axes[1].set_xlabel("training steps")
+    key = [(plt.Line2D([], [], color=COLORS[n], lw=1.2), SHORT_NAMES[n]) for n in NORMS]
+    key += [(plt.Line2D([], [], color=FOREGROUND, lw=1.2), "along the gradient"),
+            (plt.Line2D([], [], color=FOREGROUND, lw=1.0, ls="--"), "random directions (median)")]
+    fig.legend(*zip(*key), loc="outside upper center", ncol=2)
     return fig
 
 

@@ -18,43 +18,68 @@ from ..claims import TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_o
 from ..budgets import width_fraction
 from ..experiments import Spec
 from ..figures import COLORS, activation_arrays, label, smooth
+from ..plotting import FOREGROUND, WIDTH
 from ..records import RunRecord
 
 
-def moments_figure(runs: Sequence[RunRecord], layers: Sequence[int]) -> Figure:
-    """Figure 8: for one random unit per layer, (a) |mu_{t+1} - mu_t| and |var_{t+1} - var_t| between successive
-    steps and (b) mu_t - mu_0 and var_t - var_0 since the start, for each run."""
-    cols = [("|Δ mean| between steps", 0, "step"), ("|Δ variance| between steps", 1, "step"),
-            ("mean − initial mean", 0, "start"), ("variance − initial variance", 1, "start")]
-    fig, axes = plt.subplots(len(layers), 4, figsize=(14, 2.3 * len(layers)), squeeze=False)
-    for i, layer in enumerate(layers):
-        for j, (title, m, kind) in enumerate(cols):
-            ax = axes[i][j]
+def running_median(y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each window's last value, median of the `window` values up to it), over every full window."""
+    window = max(1, min(window, len(y)))
+    return np.arange(window - 1, len(y)), np.median(np.lib.stride_tricks.sliding_window_view(y, window), axis=1)
+
+
+def moments_figure(runs: Sequence[RunRecord], layer: int) -> Figure:
+    """Figure 8 for one layer's random unit: its mean (top) and variance (bottom), as the change between
+    successive steps (left: every step thin, its running median over 1% of the steps thick) and since the start
+    (right), for each run; in each panel the run reaching the largest values is drawn first, so that the others
+    show on top of it."""
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.4), sharex=True, layout="constrained")
+    for i, moment in enumerate(("mean", "variance")):
+        for j, kind in enumerate(("step", "start")):
+            ax, series = axes[i][j], []
             for r in runs:
-                k = list(r["act_layers"]).index(layer)
-                v = r["act_moments"][:, k, m].astype(float)
+                v = r["act_moments"][:, list(r["act_layers"]).index(layer), i].astype(float)
                 y = np.abs(np.diff(v)) if kind == "step" else v - v[0]
-                ax.plot(np.arange(1, len(y) + 1) if kind == "step" else np.arange(len(y)), y,
-                        color=COLORS[r.config["norm"]], lw=0.6, alpha=0.85, label=label(r, with_lr=False))
-            ax.set_title(f"layer #{layer}: {title}", fontsize=9)
+                series.append((r, np.arange(1, len(y) + 1) if kind == "step" else np.arange(len(y)), y))
+            series.sort(key=lambda s: -np.nanpercentile(np.abs(s[2]), 90) if len(s[2]) else 0)
+            for r, x, y in series:
+                ax.plot(x, y, color=COLORS[r.config["norm"]], lw=0.4 if kind == "step" else 0.8,
+                        alpha=0.35 if kind == "step" else 0.9)
             if kind == "step":
+                for r, x, y in series:
+                    at, med = running_median(y, max(1, r.config["steps"] // 100))
+                    ax.plot(x[at], med, color=COLORS[r.config["norm"]], lw=1.8)
                 ax.set_yscale("symlog", linthresh=1e-3)
-            if i == len(layers) - 1:
-                ax.set_xlabel("training steps")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+            ax.set_title(f"|Δ {moment}| between steps" if kind == "step" else f"{moment} − initial {moment}")
+        axes[1][0].set_xlabel("training steps")
+        axes[1][1].set_xlabel("training steps")
+    fig.legend([plt.Line2D([], [], color=COLORS[r.config["norm"]], lw=1.8) for r in runs],
+               [label(r, with_lr=False) for r in runs], loc="outside lower center", ncol=len(runs))
+    fig.suptitle(f"Layer #{layer}")
     return fig
 
 
+def moments_slider(runs: Sequence[RunRecord], layers: Sequence[int]):
+    """`moments_figure` with a slider over the layers, opening on the first."""
+    from ..widgets import figure_slider
+
+    return figure_slider(lambda layer: moments_figure(runs, layer), list(layers), "layer", start=layers[0])
+
+
+#: The schedule figure's lines: the long runs thin on top, the short ones as a wide pale band beneath (where the two
+#: coincide, both still show).
+LONG_STYLE, SHORT_STYLE = {"lw": 1.2, "zorder": 3}, {"lw": 5, "alpha": 0.3, "zorder": 2}
+
+
 def schedule_figure(long: Sequence[RunRecord], short: Sequence[RunRecord]) -> Figure:
-    """The paper's schedule beside the short one: (a) smoothed training accuracy of the 15,000-step runs (solid)
-    and the shorter budget's runs of the same networks (dashed); (b) the long runs' test accuracy with their
+    """The paper's schedule beside the short one: (a) smoothed training accuracy of the 15,000-step runs (thin)
+    and the shorter budget's runs of the same networks (wide, pale); (b) the long runs' test accuracy with their
     training accuracy (thin), so that the train-test gap over training shows."""
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.2), layout="constrained")
-    for runs, style in ((long, "-"), (short, "--")):
+    for runs, style in ((long, LONG_STYLE), (short, SHORT_STYLE)):
         for r in runs:
             y = 100 * smooth(r["train_acc"], 150)
-            axes[0].plot(np.arange(1, len(y) + 1), y, style, color=COLORS[r.config["norm"]], lw=1.2)
+            axes[0].plot(np.arange(1, len(y) + 1), y, color=COLORS[r.config["norm"]], **style)
     for r in long:
         color = COLORS[r.config["norm"]]
         axes[1].plot(r["test_step"], 100 * r["test_acc"], color=color, lw=1.4)
@@ -65,7 +90,7 @@ def schedule_figure(long: Sequence[RunRecord], short: Sequence[RunRecord]) -> Fi
     axes[1].set(xlabel="training steps", ylabel="accuracy (%)", ylim=(0, 100),
                 title=f"{long[0].config['steps']:,} steps: test (thick),\ntraining (thin)")
     handles = [plt.Line2D([], [], color=COLORS[r.config["norm"]], lw=1.4) for r in long]
-    handles += [plt.Line2D([], [], color=FOREGROUND, lw=1.2, ls=style) for style in ("-", "--")]
+    handles += [plt.Line2D([], [], color=FOREGROUND, **style) for style in (LONG_STYLE, SHORT_STYLE)]
     fig.legend(handles, [label(r) for r in long] + [f"{runs[0].config['steps']:,} steps" for runs in (long, short)],
                loc="outside lower center", ncol=2)
     return fig

@@ -19,7 +19,7 @@ from ..claims import (TRAINS_ACC, TRAINS_REASON, Check, Judgement, Rule, Runs, S
                       grade, not_testable, trains)
 from ..experiments import DLN_ICS_LAYERS, DLN_LOSS_SCALE, VGG_ICS_LAYERS, Spec
 from ..figures import COLORS, NAMES, smooth
-from ..plotting import FOREGROUND
+from ..plotting import FOREGROUND, WIDTH
 from ..records import RunRecord
 
 METRICS = {"l2": "‖G − G′‖₂", "cos": "cos(G, G′)"}
@@ -59,8 +59,8 @@ def ics_figure(runs: Sequence[RunRecord]) -> Figure:
     layers = list(runs[0].config["ics_layers"])
     dln = runs[0].config["model"] == "dln"
     lo = _cos_floor(runs)
-    fig, axes = plt.subplots(1 + 2 * len(layers), len(cols), figsize=(4.4 * len(cols), 1.9 * (1 + 2 * len(layers))),
-                             sharex="col", squeeze=False)
+    fig, axes = plt.subplots(1 + 2 * len(layers), len(cols), figsize=(WIDTH, 1.9 * (1 + 2 * len(layers)) + 0.4),
+                             sharex="col", squeeze=False, layout="constrained")
     for col, group in zip(axes.T, cols):
         for r in group:
             style = {"color": COLORS[r.config["norm"]], "lw": 1.1, "label": NAMES[r.config["norm"]]}
@@ -83,9 +83,9 @@ def ics_figure(runs: Sequence[RunRecord]) -> Figure:
     for j, layer in enumerate(layers):
         for k, metric in enumerate(METRICS):
             axes[1 + 2 * j + k][0].set_ylabel(f"layer #{layer}\n{METRICS[metric]}")
-    axes[0][-1].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     fig.align_ylabels(axes[:, 0])
-    fig.tight_layout()
     return fig
 
 
@@ -94,15 +94,15 @@ def ics_snapshot(runs: Sequence[RunRecord], step: int, ylim_l2: tuple[float, flo
     layer and learning rate, standard (red) beside BatchNorm (blue)."""
     layers = list(runs[0].config["ics_layers"])
     groups = [(lr_runs, layer) for lr_runs in _by_lr(runs) for layer in layers]
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.6), layout="constrained")
     for ax, metric in zip(axes, METRICS):
         for g, (group, layer) in enumerate(groups):
             for n, r in enumerate(sorted(group, key=lambda r: r.config["norm"] != "none")):
                 i = int(np.argmin(np.abs(r["probe_step"] - step)))
                 ax.bar(g + 0.2 * (2 * n - 1), ics_series(r, layer, metric)[i], width=0.38,
                        color=COLORS[r.config["norm"]], label=NAMES[r.config["norm"]] if g == 0 else None)
-        ax.set_xticks(range(len(groups)), [f"#{layer}, LR {grp[0].config['lr']:g}" for grp, layer in groups],
-                      fontsize=8)
+        ax.set_xticks(range(len(groups)), [f"#{layer}\nLR {grp[0].config['lr']:g}" for grp, layer in groups],
+                      fontsize=9)
         ax.set_title(f"{METRICS[metric]} at step {step}")
         if metric == "l2":
             ax.set_yscale("log")  # bars start at 0: clipped to the axis, not masked
@@ -111,8 +111,8 @@ def ics_snapshot(runs: Sequence[RunRecord], step: int, ylim_l2: tuple[float, flo
         else:
             ax.axhline(1, color=FOREGROUND, ls="--", lw=0.8)
             ax.set_ylim(_cos_floor(runs), 1.05)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     return fig
 
 

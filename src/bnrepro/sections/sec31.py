@@ -20,12 +20,15 @@ from matplotlib.figure import Figure
 from ..claims import TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade, trains
 from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, MODEL_NAMES, label
+from ..plotting import WIDTH
 from ..records import RunRecord
 
 #: Figure 11's line colours, from the first probed step (blue) to the last (red).
 STEP_CMAP = LinearSegmentedColormap.from_list("early_late", ["tab:blue", "tab:red"])
 #: The slider's frames, in percent of training (denser early, where the standard network is roughest).
 SLIDER_PERCENTS = (0, 5, 10, 25, 50, 75, 100)
+#: The frame the slider opens on: early in training, where the paper finds the standard network's landscape roughest.
+SLIDER_START = 10
 
 
 def measures(rec: RunRecord) -> dict[str, np.ndarray]:
@@ -51,17 +54,20 @@ def landscape_summary(rec: RunRecord) -> dict[str, float]:
 
 def landscape_figure(runs: Sequence[RunRecord], title: str | None = None) -> Figure:
     """Figure 4 (VGG) or 10 (DLN) against training steps: (a) the loss band, (b) the gradient-predictiveness band,
-    (c) the effective beta-smoothness. Log y for the loss; for the DLN, log y throughout (as in the paper)."""
+    (c) the effective beta-smoothness, with the key in the fourth panel. Log y for the loss; for the DLN, log y
+    throughout (as in the paper). Each run's lines are drawn thinner than the one before, so that where runs
+    coincide every one still shows as an outline."""
     log_all = runs[0].config["model"] == "dln"
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.6), layout="constrained")
-    for r in runs:
+    fig, grid = plt.subplots(2, 2, figsize=(WIDTH, 5.6), layout="constrained")
+    axes, key = grid.ravel()[:3], grid[1][1]
+    for r, lw in zip(runs, np.linspace(1 + 0.5 * (len(runs) - 1), 1, len(runs))):
         m, color = measures(r), COLORS[r.config["norm"]]
         for ax, lo, hi in ((axes[0], "loss_lo", "loss_hi"), (axes[1], "gd_lo", "gd_hi")):
             ax.fill_between(m["step"], m[lo], m[hi], color=color, alpha=0.35, lw=0,
                             label=label(r) if ax is axes[0] else None)
-            ax.plot(m["step"], m[hi], color=color, lw=0.6)
-            ax.plot(m["step"], m[lo], color=color, lw=0.6)
-        axes[2].plot(m["step"], m["beta"], color=color, lw=1.0)
+            ax.plot(m["step"], m[hi], color=color, lw=0.6 * lw)
+            ax.plot(m["step"], m[lo], color=color, lw=0.6 * lw)
+        axes[2].plot(m["step"], m["beta"], color=color, lw=lw)
     axes[0].set(yscale="log", title="(a) loss landscape", ylabel="loss along the gradient")
     axes[1].set(title="(b) gradient predictiveness", ylabel="‖∇L(w) − ∇L(w − η∇L)‖₂")
     axes[2].set(title="(c) effective β-smoothness", ylabel="gradient change / distance (max over η)")
@@ -69,7 +75,8 @@ def landscape_figure(runs: Sequence[RunRecord], title: str | None = None) -> Fig
         ax.set_xlabel("training steps")
         if log_all:
             ax.set_yscale("log")
-    fig.legend(loc="outside upper center", ncol=len(runs))
+    key.set_axis_off()
+    key.legend(*axes[0].get_legend_handles_labels(), loc="center")
     if title:
         fig.suptitle(title)
     return fig
@@ -80,8 +87,7 @@ def gradient_change_figure(runs: Sequence[RunRecord], title: str | None = None) 
     coloured from early (blue) to late (red); one panel per run, sharing the y axis. Log-log for the DLN."""
     log = runs[0].config["model"] == "dln"
     steps = Normalize(0, max(int(r["probe_step"].max()) for r in runs))
-    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs) + 1, 3.4), sharey=True, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, len(runs), figsize=(WIDTH, 3.6), sharey=True, squeeze=False, layout="constrained")
     for ax, r in zip(axes[0], runs):
         for s, eta, gd in zip(r["probe_step"], r["landscape_eta"], r["landscape_grad_diff"]):
             ax.plot(eta, gd, color=STEP_CMAP(steps(s)), lw=0.8, alpha=0.7)
@@ -111,35 +117,38 @@ def _limits(*arrays: np.ndarray) -> tuple[float, float]:
 def along_gradient_figure(models: Sequence[Sequence[RunRecord]], percent: float) -> Figure:
     """At the probed step nearest `percent` of training, for each model (columns, standard and BN runs in each):
     the loss L(w_t - eta g_t) with L(w_t) dashed (top) and the gradient change (bottom), against eta."""
-    fig, axes = plt.subplots(2, len(models), figsize=(4.6 * len(models), 5.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(models), figsize=(WIDTH, 6.0), squeeze=False, layout="constrained")
     for j, runs in enumerate(models):
         top, bottom = axes[0][j], axes[1][j]
+        steps = []
         for r in runs:
             i, color = _nearest(r, percent), COLORS[r.config["norm"]]
             eta = r["landscape_eta"][i]
-            top.plot(eta, r["landscape_loss"][i], "o-", color=color, ms=3,
-                     label=f"{label(r, with_lr=False)}, step {r['probe_step'][i]}")
+            top.plot(eta, r["landscape_loss"][i], "o-", color=color, ms=3, label=label(r, with_lr=False))
             top.axhline(r["landscape_loss0"][i], color=color, ls="--", lw=0.8)
             bottom.plot(eta, r["landscape_grad_diff"][i], "o-", color=color, ms=3)
+            steps.append(str(r["probe_step"][i]))
         model = runs[0].config["model"]
         name = "deep linear network" if model == "dln" else f"VGG-{model[3:]}"
-        top.set(title=name, ylabel="loss L(w − η∇L)", yscale="log",
+        top.set(title=f"{name}, step {' and '.join(dict.fromkeys(steps))}", ylabel="loss L(w − η∇L)", yscale="log",
                 ylim=_limits(*(np.r_[r["landscape_loss"].ravel(), r["landscape_loss0"]] for r in runs)))
         bottom.set(xlabel="step size η along the gradient", ylabel="gradient change (ℓ2)", yscale="log",
                    ylim=_limits(*(r["landscape_grad_diff"] for r in runs)))
-        top.legend(fontsize=7)
         if model == "dln":
             top.set_xscale("log")
             bottom.set_xscale("log")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     return fig
 
 
 def along_gradient_slider(models: Sequence[Sequence[RunRecord]], percents: Sequence[int] = SLIDER_PERCENTS):
-    """`along_gradient_figure` with a slider over the point in training (percent of the probed steps)."""
+    """`along_gradient_figure` with a slider over the point in training (percent of the probed steps), opening on
+    `SLIDER_START` if it is one of them."""
     from ..widgets import figure_slider
 
-    return figure_slider(lambda p: along_gradient_figure(models, p), list(percents), "% of training")
+    start = SLIDER_START if SLIDER_START in percents else None
+    return figure_slider(lambda p: along_gradient_figure(models, p), list(percents), "% of training", start)
 
 
 LRS = {"vgg": 0.1, "dln": 1e-6}

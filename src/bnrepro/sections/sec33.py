@@ -23,6 +23,7 @@ from ..claims import (TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_
                       not_testable, trains)
 from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, MODEL_NAMES, NAMES, SHORT_NAMES, activation_arrays, ridge, slider_steps, smooth
+from ..plotting import WIDTH
 from ..records import RunRecord
 from .sec31 import landscape_summary
 
@@ -162,7 +163,8 @@ def _training_curve(rec: RunRecord) -> np.ndarray:
 def training_figure(per_seed: Sequence[Runs], models: Sequence[str] = ("vgg", "dln")) -> Figure:
     """Figure 5: (a) VGG's training accuracy and (b) the DLN's training loss (log y) against steps for the five
     schemes; the line is the median over the seeds' runs, the shaded band their range."""
-    fig, axes = plt.subplots(1, len(models), figsize=(5.0 * len(models), 3.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(models), figsize=(max(WIDTH / 2 * len(models), 4.6), 4.2), squeeze=False,
+                             layout="constrained")
     for ax, model in zip(axes[0], models):
         seeds = [by_scheme(runs, model) for runs in per_seed]
         for n in SCHEMES:
@@ -174,25 +176,30 @@ def training_figure(per_seed: Sequence[Runs], models: Sequence[str] = ("vgg", "d
         else:
             ax.set(ylabel="training accuracy (%)", ylim=(0, 100), title="VGG")
         ax.set_xlabel("training steps")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=len(SCHEMES), fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=3 if len(models) > 1 else 2)
     return fig
 
 
 def distributions_row(vgg: Mapping[str, RunRecord], layer: int = FIG6_LAYER, upto: int | None = None,
                       point: str = "post") -> Figure:
     """Figure 6: one random unit of VGG layer `layer` over training under each scheme (columns), as ridge plots of
-    its distribution at the normalisation's output ("post"; "pre": its input), up to step `upto`."""
-    fig, axes = plt.subplots(1, len(vgg), figsize=(2.3 * len(vgg), 3.6), sharey=True, squeeze=False,
+    its distribution at the normalisation's output ("post"; "pre": its input), up to step `upto`; three panels
+    a row."""
+    rows = -(-len(vgg) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(WIDTH, 2.9 * rows + 0.4), sharey=True, squeeze=False,
                              layout="constrained")
-    for ax, (n, rec) in zip(axes[0], vgg.items()):
+    for ax in axes.ravel()[len(vgg):]:
+        ax.set_axis_off()
+    for ax, (n, rec) in zip(axes.ravel(), vgg.items()):
         k = list(rec["act_layers"]).index(layer)
         if np.isfinite(activation_arrays(rec, point)[0][:, k, :]).all(axis=1).any():
             ridge(ax, rec, layer, upto, point=point)
         else:
             ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
-        ax.set_title(NAMES[n].replace("Standard + ", "+ "), fontsize=9)
+        ax.set_title(NAMES[n].replace("Standard + ", "+ "))
         ax.tick_params(labelleft=True)
-    axes[0][0].set_ylabel("training step")
+    for row in axes:
+        row[0].set_ylabel("training step")
     unit = vgg["batch"]["act_units"][list(vgg["batch"]["act_layers"]).index(layer)]
     fig.suptitle(f"VGG layer #{layer}, unit {unit}", fontsize=10)
     return fig

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from .. import theory as T
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..experiments import DLN_ACT_LAYERS, DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, distributions_figure, label
-from ..plotting import FOREGROUND
+from ..plotting import FOREGROUND, WIDTH
 from ..models import build_model, dln_data
 from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
 from ..records import RunRecord
@@ -153,15 +154,14 @@ def real_bn_figure(curves: dict[str, np.ndarray]) -> Figure:
     """How far real BatchNorm (variance + eps) is from each identity, against the batch variance over eps."""
     names = {"thm41": "Theorem 4.1 (gradient norm)", "thm42": "Theorem 4.2 (curvature along the gradient)",
              "obs43": "Observation 4.3 (activations, γ = σ)", "lemma45": "Lemma 4.5 (scale invariance, k = 1/2)"}
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.4), layout="constrained")
     x = curves["var_over_eps"]
     for (key, name), style in zip(names.items(), ("-", "--", ":", "-.")):
         ax.loglog(x, np.maximum(curves[key], 1e-17), style, lw=1.6, label=name)
     ax.axvline(1, color="grey", lw=0.8)
     ax.set(xlabel="batch variance of the unit ÷ eps", ylabel="relative deviation (median over draws)",
            title="Real BatchNorm against the theorem's")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=2)
     return fig
 
 
@@ -175,11 +175,10 @@ def step_size_figure(lr: float = TOY_LR, factors: Sequence[float] = TOY_FACTORS,
     runs = {f"λ_max = {f:g} × 2/LR": T.gd_on_quadratic(torch.tensor([0.3 * 2 / lr, f * 2 / lr],
                                                                       dtype=torch.float64), w0, lr, steps)
             for f in factors}
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.9), layout="constrained")
     for (name, r), color in zip(runs.items(), ("tab:blue", "tab:red")):
         axes[0].semilogy(r["loss"].numpy(), color=color, label=name)
     axes[0].set(xlabel="step", ylabel="loss", title="(a) loss")
-    axes[0].legend(fontsize=8)
     for r, color in zip(runs.values(), ("tab:blue", "tab:red")):
         axes[1].plot(r["curvature"].numpy(), color=color)
         axes[1].plot(r["beta"].numpy(), "--", color=color)
@@ -187,8 +186,8 @@ def step_size_figure(lr: float = TOY_LR, factors: Sequence[float] = TOY_FACTORS,
     axes[1].plot([], [], "--", color="grey", label="effective β (‖Ag‖/‖g‖)")
     axes[1].axhline(2 / lr, color=FOREGROUND, lw=0.8, label="2/LR")
     axes[1].set(xlabel="step", title="(b) curvature along each step")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    keys = [ax.get_legend_handles_labels() for ax in axes]
+    fig.legend([h for hs, _ in keys for h in hs], [k for _, ks in keys for k in ks], loc="outside lower center", ncol=3)
     return fig
 
 
@@ -196,28 +195,28 @@ def step_size_figure(lr: float = TOY_LR, factors: Sequence[float] = TOY_FACTORS,
 
 def network_diagram() -> Figure:
     """Figure 7: (a) the vanilla network x -> W -> y -> L and (b) the same network with one BatchNorm layer,
-    y -> y_hat = (y - mu)/sigma -> z = gamma y_hat + beta -> L_hat."""
+    y -> y_hat = (y - mu)/sigma -> z = gamma y_hat + beta -> L_hat. Boxes are outlined on the page's own colour
+    (BatchNorm's tinted translucent blue), so that the diagram reads in the light and the dark theme."""
     rows = [("(a) vanilla network", ["$x$", "$W$", "$y$", "$\\mathcal{L}$"]),
             ("(b) with BatchNorm", ["$x$", "$W$", "$y$", "$\\hat y=\\dfrac{y-\\mu}{\\sigma}$",
                                     "$z=\\gamma\\hat y+\\beta$", "$\\hat{\\mathcal{L}}$"])]
-    fig, ax = plt.subplots(figsize=(9.0, 2.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6), layout="constrained")
     ax.set_axis_off()
-    ax.set(xlim=(0, 10), ylim=(0, 2.2))
+    ax.set(xlim=(0, 10), ylim=(0, 2.3))
     for r, (title, nodes) in enumerate(rows):
         yc = 1.6 - 1.1 * r
-        ax.text(0.05, yc + 0.38, title, fontsize=10, ha="left")
-        xs = np.linspace(0.6, 9.2, len(nodes)) if r else np.linspace(0.6, 9.2, 6)[[0, 1, 2, 5]]
+        ax.text(0.05, yc + 0.42, title, fontsize=11, ha="left")
+        xs = np.linspace(0.5, 9.5, len(nodes)) if r else np.linspace(0.5, 9.5, 6)[[0, 1, 2, 5]]
+        half = [0.68 if r == 1 and i in (3, 4) else 0.3 for i in range(len(nodes))]
         for i, (x, text) in enumerate(zip(xs, nodes)):
-            bn = r == 1 and i in (3, 4)
-            w = 1.3 if bn else 0.6
-            ax.add_patch(FancyBboxPatch((x - w / 2, yc - 0.22), w, 0.44, boxstyle="round,pad=0.04",
-                                        fc="#dbe8f6" if bn else "#f2f2f2", ec=COLORS["batch"] if bn else "grey"))
-            ax.text(x, yc, text, ha="center", va="center", fontsize=10)
+            bn = half[i] > 0.3
+            ax.add_patch(FancyBboxPatch((x - half[i], yc - 0.25), 2 * half[i], 0.5, boxstyle="round,pad=0.04",
+                                        fc=(*matplotlib.colors.to_rgb(COLORS["batch"]), 0.18) if bn else "none",
+                                        ec=COLORS["batch"] if bn else FOREGROUND))
+            ax.text(x, yc, text, ha="center", va="center", fontsize=12)
             if i:
-                prev = xs[i - 1] + (0.69 if r == 1 and i - 1 in (3, 4) else 0.34)
-                ax.add_patch(FancyArrowPatch((prev, yc), (x - w / 2 - 0.04, yc), arrowstyle="-|>",
-                                             mutation_scale=12, color=FOREGROUND, lw=1))
-    fig.tight_layout()
+                ax.add_patch(FancyArrowPatch((xs[i - 1] + half[i - 1] + 0.06, yc), (x - half[i] - 0.06, yc),
+                                             arrowstyle="-|>", mutation_scale=12, color=FOREGROUND, lw=1))
     return fig
 
 
@@ -376,29 +375,31 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
     steps, unit, layer = probe_arrays(rec)
     n = layer["scale"].shape[1]
     colors = plt.cm.viridis(np.linspace(0, 0.9, n))
-    fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.0), layout="constrained")
+    fig, axes = plt.subplots(3, 2, figsize=(WIDTH, 8.6), sharex=True, layout="constrained")
     panels = [(axes[0, 0], unit["gamma_over_sigma"][:, :, 1], "(a) γ/σ (median over units)", True),
               (axes[0, 1], layer["removed_mean"], "(b) fraction of ‖ĝ‖² along 1", True),
-              (axes[0, 2], layer["removed_yhat"], "(c) fraction of ‖ĝ‖² along ŷ", True),
-              (axes[1, 0], layer["positive"], "(d) units with ⟨ĝ, ŷ⟩ > 0", False),
-              (axes[1, 1], layer["gain"], "(e) gain ‖∂L̂/∂y‖² ÷ ‖ĝ‖²", True)]
+              (axes[1, 0], layer["removed_yhat"], "(c) fraction of ‖ĝ‖² along ŷ", True),
+              (axes[1, 1], layer["positive"], "(d) units with ⟨ĝ, ŷ⟩ > 0", False),
+              (axes[2, 0], layer["gain"], "(e) gain ‖∂L̂/∂y‖² ÷ ‖ĝ‖²", True)]
     for ax, values, name, log in panels:
         for k in range(n):
             ax.plot(steps, values[:, k], color=colors[k], lw=0.9)
-        ax.set(title=name, xlabel="training steps")
+        ax.set_title(name)
         if log:
             ax.set_yscale("log")
-    axes[1, 0].axhline(0.5, color=FOREGROUND, lw=0.8, ls=":")
-    axes[1, 0].set_ylim(-0.02, 1.02)
-    axes[1, 1].axhline(1, color=FOREGROUND, lw=0.8, ls=":")
+    axes[1, 1].axhline(0.5, color=FOREGROUND, lw=0.8, ls=":")
+    axes[1, 1].set_ylim(-0.02, 1.02)
+    axes[2, 0].axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     kept = 1 - layer["removed_mean"] - layer["removed_yhat"]
-    ax = axes[1, 2]
+    ax = axes[2, 1]
     for values, name, style in ((layer["scale"], "γ²/σ² scale", "-"), (kept, "kept by the projections", "--"),
                                 (layer["gain"], "gain (their product)", ":")):
         ax.plot(steps, np.nanmedian(values, axis=1), style, color=COLORS["batch"], label=name)
-    ax.set(yscale="log", title="(f) gain = scale × kept (layer medians)", xlabel="training steps")
+    ax.set(yscale="log", title="(f) gain = scale × kept\n(layer medians)")
     ax.axhline(1, color=FOREGROUND, lw=0.8, ls=":")
-    ax.legend(fontsize=8)
+    for bottom in axes[-1]:
+        bottom.set_xlabel("training steps")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)
     sm = plt.cm.ScalarMappable(cmap=plt.cm.viridis, norm=plt.Normalize(1, n / 0.9))
     fig.colorbar(sm, ax=axes.ravel().tolist(), label="BatchNorm layer", shrink=0.5, ticks=[1, n])
     fig.suptitle(title or label(rec))
