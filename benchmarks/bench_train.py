@@ -15,13 +15,22 @@ lr 0.1, trained
       per step (no loss.item()), which favours it.
 
 Then (c): the same DataLoader alone, batches moved to the device and no model, which is the most (b) could reach
-on any device: where (c) is not far above (b), the loop waits for its data.
+on any device: where (c) is not far above (b), the loop waits for its data. Both loops run under the trainer's
+device settings (`bnrepro.train.device_settings`: strict float32, TF32 off, cuDNN autotuning on CUDA), so they
+compute the same arithmetic.
 
 Throughput is images/s over windows of steps after a warm-up; the reported number is the median over windows,
 pooled over `--rounds` rounds that alternate (a) and (b) so background load hits both alike.
 
+Then (d): the trainer's step at each precision (`bnrepro.train.PRECISIONS`; TF32 on CUDA only), timed by
+`bnrepro.train.step_time`, and on CUDA also with the CUDA graph off (eager steps), with each one's speed-up over
+strict float32.
+
     python benchmarks/bench_train.py [--device cpu|cuda|all] [--width W] [--steps N] [--data PATH]
-                                     [--workers N] [--threads N] [--rounds R]
+                                     [--workers N] [--threads N] [--rounds R] [--precision-s S] [--tiny]
+
+`--tiny` runs everything at a tiny size (VGG-16 at 1/16 width, a few steps, 256 synthetic images): a check that the
+benchmark runs, on any device, in seconds; its numbers mean nothing.
 
 Data: --data, else $BNREPRO_DATA, else ../shared/data/cifar10-jpeg.tar.gz next to the repository if present, else
 synthetic CIFAR-shaped images written to a temporary image folder (so the benchmark runs anywhere).
@@ -43,7 +52,7 @@ import torch.nn.functional as F
 
 from bnrepro.data import BATCHES, _image_folder_base, _synthetic, load_cifar10
 from bnrepro.models import VGG
-from bnrepro.train import RunConfig, train
+from bnrepro.train import PRECISIONS, RunConfig, device_settings, step_time, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -64,15 +73,17 @@ def throughputs(stamps: list[float], window: int) -> list[float]:
 
 # --- data --------------------------------------------------------------------------------------------------------
 
-def resolve_data(arg: str | None, tmp: Path) -> tuple[str, str]:
-    """(location for bnrepro, description): --data, $BNREPRO_DATA, the shared archive, else synthetic images."""
-    root = arg or os.environ.get("BNREPRO_DATA")
+def resolve_data(arg: str | None, tmp: Path, synthetic: int | None = None) -> tuple[str, str]:
+    """(location for bnrepro, description): --data, else (unless `synthetic` images are asked for) $BNREPRO_DATA or
+    the shared archive, else synthetic images (`synthetic` of them, default 8192)."""
+    root = arg or (None if synthetic else os.environ.get("BNREPRO_DATA"))
     if root:
         return root, root
-    if SHARED.is_file():
+    if SHARED.is_file() and not synthetic:
         return str(SHARED), str(SHARED)
+    synthetic = synthetic or 8192
     folder = tmp / "synthetic"
-    (train_x, train_y, test_x, test_y), *_ = _synthetic("synthetic:8192")
+    (train_x, train_y, test_x, test_y), *_ = _synthetic(f"synthetic:{synthetic}")
     from PIL import Image
 
     for split, xs, ys in (("train", train_x, train_y), ("test", test_x, test_y)):
@@ -80,7 +91,7 @@ def resolve_data(arg: str | None, tmp: Path) -> tuple[str, str]:
             d = folder / split / CLASSES[y]
             d.mkdir(parents=True, exist_ok=True)
             Image.fromarray(x.transpose(1, 2, 0)).save(d / f"{i:05d}.png")
-    return str(folder), "synthetic CIFAR-shaped PNGs (8192 train), written to a temp folder"
+    return str(folder), f"synthetic CIFAR-shaped PNGs ({synthetic} train), written to a temp folder"
 
 
 def conventional_dataset(root: str, tmp: Path):
@@ -125,12 +136,16 @@ class StampedData:
         return self.data.batch(step, *args, **kw)
 
 
+def bench_config(width: float, steps: int, precision: str = "float32") -> RunConfig:
+    """The benchmarked run: VGG-16 + BatchNorm at `width`, batch 128, plain SGD, no probes and no evaluation."""
+    return RunConfig(model="vgg16", norm="batch", lr=LR, steps=steps, batch_size=BATCH, seed=SEED, width=width,
+                     budget="bench", data="cifar10", eval_every=10 ** 9, probe_every=10 ** 9, precision=precision)
+
+
 def run_bnrepro(data, device, width, warmup, steps, window) -> list[float]:
     """Images/s per window of bnrepro.train.train (the real trainer) on device-resident data."""
     stamped = StampedData(data, warmup, window, device)
-    cfg = RunConfig(model="vgg16", norm="batch", lr=LR, steps=warmup + steps + 1, batch_size=BATCH, seed=SEED,
-                    width=width, budget="bench", data="cifar10", eval_every=10 ** 9, probe_every=10 ** 9)
-    rec = train(cfg, stamped, device=device)
+    rec = train(bench_config(width, warmup + steps + 1), stamped, device=device)
     assert rec.status == "completed", rec.summary
     return throughputs(stamped.stamps, window)
 
@@ -189,10 +204,12 @@ def bench_device(device: torch.device, args, root: str, described: str, dataset)
     ours, theirs = [], []
     for r in range(args.rounds):
         ours += run_bnrepro(data, device, width, warmup, steps, window)
-        theirs += run_conventional(dataset, device, width, warmup, steps, window, args.workers)
+        with device_settings(False, device):  # the trainer's arithmetic (and cuDNN autotuning) for both loops
+            theirs += run_conventional(dataset, device, width, warmup, steps, window, args.workers)
         print(f"   round {r + 1}: bnrepro {statistics.median(ours[-steps // window:]):8.0f} img/s, "
               f"conventional {statistics.median(theirs[-steps // window:]):8.0f} img/s", flush=True)
-    loader_only = run_conventional(dataset, device, width, warmup, steps, window, args.workers, train=False)
+    with device_settings(False, device):
+        loader_only = run_conventional(dataset, device, width, warmup, steps, window, args.workers, train=False)
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"   (a) bnrepro trainer (bnrepro.train.train, data on device): {a:8.0f} img/s "
           f"(windows {min(ours):.0f}..{max(ours):.0f})")
@@ -201,10 +218,30 @@ def bench_device(device: torch.device, args, root: str, described: str, dataset)
     print(f"   (c) the conventional DataLoader alone, no model:          {statistics.median(loader_only):8.0f} img/s "
           f"(the ceiling of (b) at num_workers={args.workers})")
     print(f"   ratio bnrepro / conventional: {a / b:.2f}", flush=True)
+    bench_precisions(data, device, width, args.precision_s)
     del data
     if cuda:
         torch.cuda.empty_cache()
     return a / b
+
+
+def bench_precisions(data, device: torch.device, width: float, seconds: float) -> None:
+    """(d): the trainer's step at each precision, with the CUDA graph and (on CUDA) without."""
+    cuda = device.type == "cuda"
+    print(f"   (d) the trainer's step at each precision (bnrepro.train.step_time, about {seconds:g} s each):")
+    base = None
+    for precision in PRECISIONS:
+        if precision == "tf32" and not cuda:
+            print(f"       {precision:8s} skipped: TF32 is a CUDA arithmetic")
+            continue
+        cfg = bench_config(width, 1, precision)
+        paths = [True, False] if cuda else [True]
+        times = {graph: step_time(cfg, data, device=device, seconds=seconds, cuda_graph=graph) for graph in paths}
+        s, _, mode = times[True]
+        base = base or s
+        eager = f", eager {1e3 * times[False][0]:.2f} ms (graph x{times[False][0] / s:.2f})" if cuda else ""
+        print(f"       {precision:8s} {1e3 * s:8.2f} ms/step ({mode}), {BATCH / s:8.0f} img/s, x{base / s:.2f} "
+              f"against float32{eager}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,7 +258,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader workers of the conventional loop (default min(4, CPU count))")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--precision-s", type=float, default=3.0, help="seconds each precision's step is timed (default 3)")
+    p.add_argument("--tiny", action="store_true",
+                   help="a tiny size on any device (width 1/16, 4 steps, 256 synthetic images): checks that it runs")
     args = p.parse_args(argv)
+    if args.tiny:
+        args.width, args.steps, args.window, args.warmup, args.rounds = 1 / 16, 4, 2, 1, 1
+        args.workers, args.precision_s = 0, 0.0
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # bnrepro's trainer sets it on CPU; set it for both paths alike
@@ -233,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        root, described = resolve_data(args.data, tmp)
+        root, described = resolve_data(args.data, tmp, 256 if args.tiny else None)
         dataset = conventional_dataset(root, tmp)
         print(f"data prepared in {time.perf_counter() - t0:.0f} s ({len(dataset)} training images for the "
               f"conventional loop)", flush=True)
