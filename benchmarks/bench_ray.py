@@ -34,8 +34,9 @@ import torch
 from bnrepro.budgets import BUDGET_ORDER, get_budget
 from bnrepro.data import load_cifar10
 from bnrepro.distributed import compute
-from bnrepro.experiments import DLN_LOSS_SCALE, Spec, book_configs, data_kind, data_root, make_config
+from bnrepro.plan import book_configs
 from bnrepro.records import RunStore
+from bnrepro.specs import DLN_LOSS_SCALE, Spec, data_kind, data_root, make_config
 
 SUBSET = (Spec("vgg", "none", 0.1), Spec("vgg", "batch", 0.1), Spec("vgg", "none", 0.5), Spec("vgg", "batch", 0.5),
           Spec("dln", "none", 1e-6, DLN_LOSS_SCALE), Spec("dln", "batch", 1e-6, DLN_LOSS_SCALE))

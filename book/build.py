@@ -5,8 +5,9 @@
 
 Stages, each timed:
 0. runs: every run the book needs at the budget (at every seed a page declares) that is not recorded yet is computed
-   as `python -m bnrepro book-runs` does, in parallel through Ray (`--workers 1`: one after another without Ray),
-   so that the pages only load records. With `--budget best` nothing is computed: the pages show what is recorded.
+   as `python -m bnrepro book-runs` does, in parallel through Ray (`--workers 1`: one after another without Ray):
+   the pages only read records (`bnrepro.judge`). With `--budget best` the pages show the most faithful budget
+   recorded, so only the sections that no budget has recorded are computed, at `smoke` (what `best` shows for them).
 1. js: `npm ci` in book/ when book/node_modules is missing or older than package-lock.json, then copy require.js,
    the ipywidgets HTML manager (with its fonts and WIDGETS_SETUP_JS) and MathJax 3 into
    book/_widgets_js/_static/vendor/, which the site serves itself (no CDN; see _config.yml).
@@ -43,6 +44,7 @@ import papermill
 import yaml
 
 from bnrepro.cli import add_compute_options, book_runs
+from bnrepro.plan import to_compute
 from bnrepro.records import RunStore
 
 BOOK = Path(__file__).resolve().parent
@@ -101,26 +103,10 @@ def is_notebook(path: Path) -> bool:
     return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
 
 
-# Appendix pages that compute runs as the chapters do (the seeds page trains the other seeds' runs if missing, the
-# DLN page the other loss-scale reading and the float64 reruns).
-COMPUTING_APPENDIX = {Path("appendix/seeds.md"), Path("appendix/dln.md")}
-
-
 def notebook_pages() -> list[Path]:
-    """Every notebook page of the book, as its source .md, in execution order: the pages that compute runs first
-    (chapters, then the seeds appendix), then the intro and the rest of the appendix, whose tables summarise every
-    stored run and so must see all of them."""
-    pages = (p for p in BOOK.rglob("*.md") if not NOT_STAGED & set(p.relative_to(BOOK).parts))
-
-    def rank(page: Path) -> int:
-        rel = page.relative_to(BOOK)
-        if rel.parts[0] == "chapters":
-            return 0
-        if rel in COMPUTING_APPENDIX:
-            return 1
-        return 3 if rel.parts[0] == "appendix" else 2
-
-    return sorted((p for p in pages if is_notebook(p)), key=lambda p: (rank(p), str(p)))
+    """Every notebook page of the book, as its source .md, in path order (the pages only read records, which stage 0
+    computed)."""
+    return sorted(p for p in BOOK.rglob("*.md") if not NOT_STAGED & set(p.relative_to(BOOK).parts) and is_notebook(p))
 
 
 def page_seeds(pages: list[Path]) -> list[int]:
@@ -136,10 +122,13 @@ def page_seeds(pages: list[Path]) -> list[int]:
 
 
 def compute_runs(args: argparse.Namespace, pages: list[Path]) -> None:
-    """Compute the runs the book needs at `args.budget` that are not recorded (see stage 0 above)."""
+    """Compute the runs the pages read at `args.budget` that are not recorded (see stage 0 above)."""
     seeds = page_seeds(pages)
+    if (target := to_compute(args.budget, seeds)) is None:
+        print("every section is recorded at some budget: nothing to compute")
+        return
     try:
-        status = book_runs(args.budget, seeds, args.data, RunStore(), args)
+        status = book_runs(target[0], seeds, args.data, RunStore(), args, sections=target[1])
     except ValueError as e:
         sys.exit(f"error: {e}")
     if status:
@@ -242,8 +231,7 @@ def main() -> None:
         times.append((name, time.perf_counter() - t0))
         return result
 
-    if args.budget != "best":
-        timed(f"runs: the book's runs at budget={args.budget} that are not recorded", compute_runs, args, pages)
+    timed(f"runs: the runs the pages read at budget={args.budget} that are not recorded", compute_runs, args, pages)
     timed("js: npm packages into the site", prepare_js)
     previous = timed("stage: copy the book to book/_build/src", stage)
     for page in pages:

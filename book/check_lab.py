@@ -7,9 +7,10 @@ server's root holds a copy of the chapter at its place in the repository (book/c
 data, runtime and settings folders and bnrepro's records and cache are temporary too, so it touches neither the book,
 the user's Jupyter settings nor the record store. In Debian's Chromium (through playwright) it then does what the
 README tells a reader: opens the page `jupyter lab book/chapters/NAME.md` opens, opens the chapter with "Open With >
-Jupytext Notebook" from the file browser, sets `budget` in the cell tagged `parameters`, and runs all cells on the
-kernel ("Run > Run All Cells"). It fails (exit 1, listing every problem) when a cell did not run or raised, when no
-figure rendered, or when a slider did not change its figure when moved. The server (and so the kernel) is always
+Jupytext Notebook" from the file browser, sets `budget` and `compute = True` (its record store starts empty) in the
+cell tagged `parameters`, and runs all cells on the kernel ("Run > Run All Cells"). It fails (exit 1, listing every
+problem) when a cell did not run or raised, when no figure rendered, or when a slider did not change its figure when
+moved. The server (and so the kernel) is always
 shut down. Prints its wall time.
 """
 
@@ -106,15 +107,16 @@ def run_chapter(page: Page, url: str, name: str, budget: str, timeout_s: float) 
     notebook = page.locator(".jp-NotebookPanel:visible")
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for(timeout=120_000)  # the kernel
 
-    # The reader's step: set the budget in the cell tagged `parameters`.
+    # The reader's step: set the budget, and compute = True, in the cell tagged `parameters`.
     cell = notebook.locator(".jp-CodeCell", has=page.locator(".cm-content", has_text=re.compile(r"^budget = ")))
     editor = cell.first.locator(".cm-content")
     source = editor.inner_text()
-    if not re.search(r'^budget = "\w+"', source):
-        return [f"no `budget = \"...\"` line in the parameters cell: {source[:200]!r}"], "-"
+    if not re.search(r'^budget = "\w+"', source) or not re.search(r"(?m)^compute = False", source):
+        return [f"no `budget = \"...\"` and `compute = False` lines in the parameters cell: {source[:200]!r}"], "-"
     editor.click()
     page.keyboard.press("Control+a")
-    page.keyboard.insert_text(re.sub(r'^budget = "\w+"', f'budget = "{budget}"', source))
+    source = re.sub(r'^budget = "\w+"', f'budget = "{budget}"', source)
+    page.keyboard.insert_text(re.sub(r"(?m)^compute = False", "compute = True", source))
     page.keyboard.press("Escape")
 
     t0 = time.monotonic()

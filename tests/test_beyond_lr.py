@@ -10,9 +10,9 @@ import pytest
 
 from bnrepro.claims import VERDICTS
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import DLN_LOSS_SCALE
 from bnrepro.probes.landscape import DLN_GRID, VGG_GRID
 from bnrepro.sections import beyond_lr as bl
+from bnrepro.specs import DLN_LOSS_SCALE
 from bnrepro.train import RunConfig, train
 
 PROBES = {"curvature_iters": 4, "curvature_every": 2, "weight_norms": True}
@@ -20,7 +20,7 @@ PROBES = {"curvature_iters": 4, "curvature_every": 2, "weight_norms": True}
 
 @pytest.fixture(scope="module")
 def runs():
-    """The section's runs, keyed like `sections.load_section`'s. To keep the test short one VGG pair and one DLN pair
+    """The section's runs, keyed like `judge.load_section`'s. To keep the test short one VGG pair and one DLN pair
     (trained at the sweep's first LR) stand for every LR: the measures read each record's own config."""
     data = load_cifar10("synthetic:256")
     out = {}

@@ -11,7 +11,7 @@ import pytest
 from bnrepro.budgets import get_budget
 from bnrepro.claims import VERDICTS
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import DLN_LOSS_SCALE, make_config
+from bnrepro.specs import DLN_LOSS_SCALE, make_config
 from bnrepro.probes.init_grads import init_gradient_norms
 from bnrepro.probes.landscape import DLN_GRID, VGG_GRID
 from bnrepro.sections import beyond_more as bm
@@ -27,7 +27,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def runs(data):
-    """The section's runs, keyed like `sections.load_section`'s. To keep the test short the VGG pair at LR 0.05 also
+    """The section's runs, keyed like `judge.load_section`'s. To keep the test short the VGG pair at LR 0.05 also
     stands for LR 0.2 and 0.1 (the measures read the LR only where the rules name it)."""
     out = {}
     for norm in ("none", "batch"):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import capture_models
 from bnrepro import theory as T
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import Spec, make_config
+from bnrepro.specs import Spec, make_config
 from bnrepro.models import build_model, dln_data
 from bnrepro.probes import ProbeContext
 from bnrepro.probes.bn_theory import (LAYER_QUANTITIES, PERCENTILES, UNIT_QUANTITIES, batchnorm_layers,

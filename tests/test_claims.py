@@ -7,7 +7,7 @@ import pytest
 from bnrepro.claims import (NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Check, Claim, Judged, Rule, Section,
                             Variants, any_of, claims_markdown, combined_verdict, count_verdicts, grade, prose_list,
                             trains)
-from bnrepro.experiments import Spec
+from bnrepro.specs import Spec
 
 
 def test_check_compares_and_knows_when_it_is_near_its_threshold():

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnrepro import cli, distributed, experiments
+from bnrepro import cli, distributed, plan
 from bnrepro.budgets import BUDGETS
 from bnrepro.distributed import compute
-from bnrepro.experiments import RecordLock, Spec, book_configs, book_specs, make_config
+from bnrepro.experiments import RecordLock
+from bnrepro.plan import book_configs, book_specs
 from bnrepro.records import RunRecord, RunStore
+from bnrepro.specs import Spec, make_config
 
 REPO = Path(__file__).resolve().parents[1]
 DLN_BN, DLN_STD, VGG_BN = Spec("dln", "batch", 1e-6), Spec("dln", "none", 1e-6), Spec("vgg", "batch", 0.1)
@@ -77,7 +79,7 @@ def assert_same_runs(a: RunRecord, b: RunRecord) -> None:
 
 def test_book_configs_every_spec_at_every_seed():
     """Every section's runs at every seed; each DLN run also under the other loss-scale readings, and in float64 at
-    seed 0 only (what readings.variants judges); no run twice."""
+    seed 0 only (what judge.variants judges); no run twice."""
     from bnrepro.readings import READINGS
 
     configs = book_configs("smoke", [0, 1], "synthetic")
@@ -94,7 +96,7 @@ def test_book_configs_every_spec_at_every_seed():
 def test_part_iv_runs_carry_its_probes_and_the_paper_runs_keep_their_configs():
     """The LR sweep's new learning rates and the ResNet carry PART4_PROBES; the paper's runs that Part IV reuses do
     not (their records stay valid); Part IV's DLN runs get no loss-scale or float64 variants."""
-    from bnrepro.experiments import PART4_PROBES, SWEEP_LRS
+    from bnrepro.specs import PART4_PROBES, SWEEP_LRS
 
     configs = book_configs("smoke", [0], "synthetic")
     for c in configs:
@@ -173,7 +175,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, capsys):
 
 def test_book_runs_exits_1_naming_every_failed_run(tmp_path, monkeypatch, capsys):
     configs = [tiny(DLN_BN), tiny(BROKEN), tiny(BROKEN, seed=1)]
-    monkeypatch.setattr(experiments, "book_configs", lambda *a: configs)
+    monkeypatch.setattr(plan, "book_configs", lambda *a: configs)
     assert cli.main(["book-runs", "--budget", "smoke", "--workers", "1", "--records", str(tmp_path)]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "2 of 3 runs failed" in last
@@ -262,7 +264,7 @@ def test_ctrl_c_cancels_and_leaves_no_partial_record(tmp_path, monkeypatch, caps
     store = RunStore(tmp_path)
     runner = FakeRunner(store, slots=2, interrupt_at=2)
     use_runner(monkeypatch, runner)
-    monkeypatch.setattr(experiments, "book_configs", lambda *a: configs)
+    monkeypatch.setattr(plan, "book_configs", lambda *a: configs)
     assert cli.main(["book-runs", "--budget", "smoke", "--workers", "2", "--records", str(tmp_path)]) == 130
     assert runner.cancelled and "interrupted" in capsys.readouterr().err
     assert stored_files(store) == expected_files(store, configs[:1])

@@ -14,7 +14,7 @@ import bnrepro.train as train_mod
 from bnrepro import report
 from bnrepro.budgets import BUDGETS, LADDER, dln_home, get_budget
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import Spec, make_config
+from bnrepro.specs import Spec, make_config
 from bnrepro.records import RunStore, config_key
 from bnrepro.train import PRECISIONS, RunConfig, graph_obstacle, step_time, train, train_many
 

@@ -7,7 +7,7 @@ import torch
 
 from bnrepro import readings
 from bnrepro.claims import FLIPS, NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Judged, Section, Variants
-from bnrepro.experiments import DLN_LOSS_SCALE, Spec
+from bnrepro.specs import DLN_LOSS_SCALE, Spec
 from bnrepro.models import build_model, dln_data
 from bnrepro.records import RunRecord
 from bnrepro.train import RunConfig, train

@@ -10,13 +10,13 @@ import pytest
 from bnrepro import claims, figures
 from bnrepro.sections import sec21
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import VGG_ACT_LAYERS
+from bnrepro.specs import VGG_ACT_LAYERS
 from bnrepro.train import RunConfig, train
 
 
 @pytest.fixture(scope="module")
 def runs():
-    """The section's five runs, keyed like `sections.load_section`'s: (model, norm, lr)."""
+    """The section's five runs, keyed like `judge.load_section`'s: (model, norm, lr)."""
     data = load_cifar10("synthetic:256")
     return {("vgg", norm, lr): train(RunConfig(model="vgg16", norm=norm, lr=lr, steps=20, batch_size=32, width=1 / 16,
                                                data="synthetic:256", eval_every=10, probe_every=5,

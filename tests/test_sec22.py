@@ -12,7 +12,7 @@ import torch
 from bnrepro import claims
 from bnrepro.sections import sec22
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import make_config
+from bnrepro.specs import make_config
 from bnrepro.train import train
 
 SYNTH = "synthetic:256"

@@ -19,7 +19,7 @@ from bnrepro.train import RunConfig, train
 
 @pytest.fixture(scope="module")
 def runs():
-    """The section's four runs, keyed like `sections.load_section`'s: (model, norm, lr)."""
+    """The section's four runs, keyed like `judge.load_section`'s: (model, norm, lr)."""
     data = load_cifar10("synthetic:256")
     out = {}
     for norm in ("none", "batch"):

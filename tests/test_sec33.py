@@ -11,7 +11,7 @@ import pytest
 
 from bnrepro.claims import NOT_REPRODUCED, PARTLY, REPRODUCED, VERDICTS
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import VGG_ACT_LAYERS
+from bnrepro.specs import VGG_ACT_LAYERS
 from bnrepro.probes.landscape import DLN_GRID, VGG_GRID
 from bnrepro.records import RunRecord
 from bnrepro.sections import sec33

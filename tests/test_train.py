@@ -1,5 +1,5 @@
-"""bnrepro.train, records, experiments and budgets: learning, determinism, probe neutrality, divergence, storage,
-resume, and loading stored runs instead of retraining. Tiny models on synthetic data, on the CPU."""
+"""bnrepro.train, records, specs, experiments, plan and budgets: learning, determinism, probe neutrality,
+divergence, storage, resume, and loading stored runs instead of retraining. Tiny models on synthetic data, on the CPU."""
 
 import dataclasses
 import json
@@ -15,8 +15,10 @@ from conftest import capture_models
 from bnrepro import report
 from bnrepro.budgets import get_budget
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import Spec, data_root, get_run, make_config, resolve_budget
+from bnrepro.experiments import get_or_train
+from bnrepro.plan import resolve_budget
 from bnrepro.records import RunRecord, RunStore
+from bnrepro.specs import Spec, data_root, make_config
 from bnrepro.train import RunConfig, train
 
 SYNTH = "synthetic:512"
@@ -285,9 +287,9 @@ def test_resume_after_a_crash(data, tmp_path):
     assert_same_arrays(full, resumed)
 
 
-# --- experiments and budgets ----------------------------------------------------------------------------------------
+# --- computing runs and budgets -------------------------------------------------------------------------------------
 
-def test_get_run_loads_instead_of_retraining(tmp_path, monkeypatch):
+def test_get_or_train_loads_instead_of_retraining(tmp_path, monkeypatch):
     """A stored record is loaded (train is not called); force=True retrains."""
     monkeypatch.setenv("BNREPRO_CACHE", str(tmp_path / "cache"))
     smoke = dataclasses.replace(get_budget("smoke"), dln_steps=20, dln_probe_every=10)
@@ -300,8 +302,8 @@ def test_get_run_loads_instead_of_retraining(tmp_path, monkeypatch):
 
     monkeypatch.setattr(experiments, "train", counting_train)
     store = RunStore(tmp_path / "records")
-    spec = Spec("dln", "batch", 1e-6)
-    first = get_run(spec, "smoke", store=store)
+    cfg = make_config(Spec("dln", "batch", 1e-6), "smoke")
+    first = get_or_train(cfg, None, store=store)
     assert len(calls) == 1 and calls[0].steps == 20 and first.status == "completed"
     assert store.path(first.config).with_suffix(".json").exists()
     assert not list((tmp_path / "cache").rglob("*.pt"))  # the checkpoint is gone
@@ -310,10 +312,10 @@ def test_get_run_loads_instead_of_retraining(tmp_path, monkeypatch):
         raise AssertionError("retrained although a record exists")
 
     monkeypatch.setattr(experiments, "train", no_train)
-    again = get_run(spec, "smoke", store=store)
+    again = get_or_train(cfg, None, store=store)
     assert again.config == first.config and np.array_equal(again["train_loss"], first["train_loss"])
     monkeypatch.setattr(experiments, "train", counting_train)
-    forced = get_run(spec, "smoke", store=store, force=True)
+    forced = get_or_train(cfg, None, store=store, force=True)
     assert len(calls) == 2 and np.array_equal(forced["train_loss"], first["train_loss"])
 
 

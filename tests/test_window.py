@@ -16,7 +16,7 @@ import pytest
 import bnrepro.budgets as budgets
 import bnrepro.window as window
 from bnrepro.cli import main
-from bnrepro.experiments import book_configs
+from bnrepro.plan import book_configs
 from bnrepro.records import RunStore
 from bnrepro.window import Costs, OutputFull, Packer, value_order
 
@@ -122,7 +122,7 @@ def tar_of(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def test_unpack_checks_every_record(tiny_smoke, tmp_path, capsys):
-    from bnrepro.experiments import Spec, make_config
+    from bnrepro.specs import Spec, make_config
     from bnrepro.train import train
 
     rec = train(make_config(Spec("dln", "none", 1e-7), "smoke"))

@@ -20,7 +20,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .experiments import Spec
+from .specs import Spec
 from .records import RunRecord
 
 

@@ -6,11 +6,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from . import plan, results, window
 from .budgets import BUDGET_NAMES, get_budget
+from .data import load_cifar10
+from .distributed import GPUS_PER_RUN, RayStartError, compute
+from .experiments import get_or_train
 from .models import NORMS, RESNET_BLOCKS, VGG_CONFIGS
+from .records import RunStore
+from .specs import Spec, data_kind, data_location, data_root, make_config, run_name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,16 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--check", type=Path, metavar="FILE",
                      help="exit 1 with a diff when FILE's table (e.g. README.md) differs from the records")
     out.add_argument("--write", type=Path, metavar="FILE", help="replace the table between FILE's results markers")
-    from .window import add_parsers  # window, unpack
-
-    add_parsers(sub)
+    window.add_parsers(sub)  # window, unpack
     return p
 
 
 def add_compute_options(p: argparse.ArgumentParser) -> None:
     """The options of `bnrepro.distributed.compute` (shared with book/build.py)."""
-    from .distributed import GPUS_PER_RUN
-
     p.add_argument("--workers", type=int, default=None,
                    help="runs at once on the local Ray this command starts (default: one per core); 1 trains one "
                         "after another in this process, without Ray (for debugging)")
@@ -90,22 +94,15 @@ def add_compute_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("window", "unpack"):
-        from .window import command
-
-        return command(args)
+        return window.command(args)
     if args.command == "results":
-        from .results import command
-
         try:
             if not all(x.strip().isdigit() for x in args.seeds.split(",")):
                 raise ValueError(f"--seeds takes comma-separated seeds, e.g. 0,1,2; got {args.seeds!r}")
-            return command([int(x) for x in args.seeds.split(",")], args.check, args.write)
+            return results.command([int(x) for x in args.seeds.split(",")], args.check, args.write)
         except (ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    from .experiments import Spec, data_kind, data_root, get_or_train, make_config
-    from .records import RunStore
-
     store = RunStore(args.records)
     try:
         if args.command == "train":
@@ -114,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
             lr = args.lr if args.lr is not None else (1e-6 if model == "dln" else 0.1)
             root = "gaussian" if model == "dln" else data_root(args.data, budget)
             if args.download:
-                from .data import load_cifar10
                 load_cifar10(root, download=True)
             kind = model if model == "dln" or model in RESNET_BLOCKS else "vgg"
             cfg = make_config(Spec(kind, args.norm, lr), budget, args.seed, data_kind(root))
@@ -147,11 +143,8 @@ def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argp
     """Compute the book's missing runs at `budget` (all of them if `force`) with the options of
     `add_compute_options` and `--device` in `args`; the exit status: 0, 1 if runs failed (named on stderr), 130 if
     interrupted."""
-    from .distributed import RayStartError, compute, run_name
-    from .experiments import _data_location, book_configs, data_kind
-
-    root = _data_location(data, get_budget(budget))
-    configs = book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10", sections)
+    root = data_location(data, get_budget(budget))
+    configs = plan.book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10", sections)
     try:
         failed = compute(configs, root, store=store, force=force, device=args.device, workers=args.workers,
                          address=args.address, gpus_per_run=args.gpus_per_run)
@@ -167,3 +160,21 @@ def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argp
               + "; ".join(run_name(f.config) for f in failed), file=sys.stderr)
         return 1
     return 0
+
+
+def compute_missing(budget: str, seeds: Sequence[int], sections: Sequence[str] | None = None, data: str | None = None,
+                    device: str = "auto", workers: int | None = None) -> None:
+    """Compute what pages at `budget` and `seeds` showing `sections` (None: every section) lack, as `book-runs` does
+    with its defaults (`--workers`: `workers`), `plan.to_compute` saying what: at "best", the smoke runs of the
+    sections no budget has recorded. What a chapter runs first when its parameter `compute` is True. Bad input raises
+    ValueError (as `book-runs` reports it); failed or interrupted runs raise RuntimeError."""
+    target = plan.to_compute(budget, seeds, sections)
+    if target is None:
+        return
+    argv = plan.book_runs_argv(target[0], seeds, target[1], data) + ["--device", device] + \
+        (["--workers", str(workers)] if workers else [])
+    args = _parser().parse_args(argv)
+    status = book_runs(args.budget, parse_seeds(args.seeds), args.data, RunStore(args.records), args,
+                       sections=target[1])
+    if status:
+        raise RuntimeError(f"`python -m bnrepro {shlex.join(argv)}` failed with exit status {status} (see above)")

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from .budgets import get_budget
-from .experiments import DLN_ICS_LAYERS, VGG_ICS_LAYERS
 from .models import build_model, dln_data
 from .probes import ProbeContext
 from .probes.curvature import measure_curvature
@@ -25,6 +24,7 @@ from .probes.ics import measure_ics
 from .probes.landscape import DLN_GRID, VGG_GRID, measure_landscape, preferred_mode
 from .probes.weight_norms import WeightNormRecorder
 from .records import environment
+from .specs import DLN_ICS_LAYERS, VGG_ICS_LAYERS
 from .train import device_settings, dln_loss, pick_device
 
 

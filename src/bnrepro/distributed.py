@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .budgets import get_budget
-from .experiments import RecordLock, _load_data, data_root, train_run
+from .data import Cifar10, load_cifar10
+from .experiments import RecordLock, train_run
 from .records import RunRecord, RunStore, default_cache_dir
+from .specs import data_root, load_data, run_name
 from .train import RunConfig, pick_device
 
 MAX_RETRIES = 3  # a task whose worker process or node dies runs again up to this many times
@@ -61,10 +63,6 @@ class Failure:
 
     def report(self) -> str:
         return f"FAILED: {run_name(self.config)}\nconfig: {json.dumps(self.config.to_dict())}\n{self.error.rstrip()}"
-
-
-def run_name(cfg: RunConfig) -> str:
-    return f"{cfg.model} {cfg.norm} lr={cfg.lr:g} seed={cfg.seed} ({cfg.budget})"
 
 
 def ray_dir() -> Path:
@@ -200,7 +198,7 @@ class _Sequential:
         """Train the next run (with a bar over its steps on a terminal); its record, or the traceback if it raised."""
         cfg, root, restart = self.queue.pop(0)
         try:
-            data = None if cfg.is_dln else _load_data(root, cfg, self.device)
+            data = None if cfg.is_dln else load_data(root, cfg, self.device)
             return [(cfg, train_run(cfg, data, self.device, restart=restart, progress=True))]
         except Exception:
             return [(cfg, traceback.format_exc())]
@@ -316,8 +314,6 @@ def _prune_sessions(root: Path, keep: int) -> None:
 
 def _host_arrays(root: str, cfg: RunConfig) -> dict:
     """The data set of `cfg` decoded on the driver's CPU, as arrays for Ray's object store."""
-    from .data import load_cifar10
-
     d = load_cifar10(root, train_limit=cfg.train_limit, test_limit=cfg.test_limit)
     return {"train_x": d.train_x.numpy(), "train_y": d.train_y.numpy(), "test_x": d.test_x.numpy(),
             "test_y": d.test_y.numpy(), "source": d.source, "fingerprint": d.fingerprint}
@@ -326,8 +322,6 @@ def _host_arrays(root: str, cfg: RunConfig) -> dict:
 def _train_task(cfg: RunConfig, arrays: dict | None, device: str, restart: bool) -> RunRecord:
     """A Ray task: train one run with one torch thread on `device`, on the data rebuilt from `arrays`."""
     import torch
-
-    from .data import Cifar10
 
     torch.set_num_threads(1)
     dev = torch.device(device)

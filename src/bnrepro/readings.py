@@ -5,9 +5,10 @@ The paper minimises ||W_1...W_k x - A x||^2 over 1,000 samples without saying wh
 averaged. Gradient descent on c*L at learning rate eta takes exactly the steps of L at learning rate c*eta (every
 loss multiplied by c), so the loss scale c and the learning rate are one knob: each reading c is the paper's
 learning rate applied to another effective learning rate c*eta. Which c matches the paper is an empirical question
-this module answers with runs: it evaluates every claim that rests on DLN runs under each reading, and again with
-the runs recomputed in float64 (a change that is mathematically a no-op), so a verdict that hangs on float rounding
-shows as such.
+this module answers with runs: it lists the readings and dtypes every DLN run of the paper's sections is
+computed under (`bnrepro.plan`), and `bnrepro.judge.variants` evaluates every claim that rests on DLN runs under each
+reading, and again with the runs recomputed in float64 (a change that is mathematically a no-op), so a verdict that
+hangs on float rounding shows as such.
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .claims import FLIPS, Judged, Runs, Section, Variants, short_verdict
-from .experiments import DLN_LOSS_SCALE, Spec, get_run, make_config
+from .claims import FLIPS, Judged, Section, short_verdict
 from .figures import COLORS, NAMES
 from .models import dln_data
 from .plotting import WIDTH
-from .records import RunRecord, RunStore
+from .records import RunRecord
+from .specs import DLN_LOSS_SCALE, Spec
 from .train import RunConfig, device_settings, dln_batch, initial_model, loss_function
 
 #: Every reading of the DLN's loss scale the book computes: c -> what the loss is. The lead reading comes first.
 READINGS = {DLN_LOSS_SCALE: "0.1 × the summed squared error", 1.0: "the summed squared error"}
 DTYPES = ("float32", "float64")
+F64_SEEDS = (0,)  # the seeds whose DLN runs are also computed in float64
 
 
 def variant(spec: Spec, loss_scale: float, dtype: str = "float32") -> Spec:
@@ -44,39 +46,6 @@ def variant(spec: Spec, loss_scale: float, dtype: str = "float32") -> Spec:
 
 def uses_dln(section: Section) -> bool:
     return any(s.model == "dln" for s in section.specs)
-
-
-def _runs(section: Section, budget: str, seed: int, loss_scale: float, dtype: str, data, device,
-          store: RunStore) -> Runs | None:
-    """The section's runs at one seed with its DLN runs under `loss_scale` and `dtype`; None when one is not
-    recorded (except at `smoke`, whose runs are trained in seconds)."""
-    specs = [variant(s, loss_scale, dtype) for s in section.specs]
-    if budget != "smoke" and not all(store.path(make_config(s, budget, seed).to_dict()).exists() for s in specs):
-        return None
-    return {(s.model, s.norm, s.lr): get_run(s, budget, seed, data=data, device=device, store=store) for s in specs}
-
-
-def variants(judged: Judged, f64_seeds: Sequence[int] = (0,), data: str | None = None, device: str | None = None,
-             store: RunStore | None = None) -> dict[str, Variants]:
-    """Every claim of a judged section that rests on DLN runs, judged again under each other reading in float32 at
-    the judged seeds, and under every reading in float64 at `f64_seeds` (where those runs are recorded).
-
-    A claim rests on DLN runs when its measured numbers change under another reading or in float64; claims about
-    VGG alone do not.
-    """
-    section, store = judged.section, store or RunStore()
-    if not uses_dln(section):
-        return {}
-    table = {(DLN_LOSS_SCALE, "float32", s): judged.claims[s] for s in judged.seeds}
-    for c in READINGS:
-        for d in DTYPES:
-            for s in (judged.seeds if d == "float32" else [s for s in f64_seeds if s in judged.seeds]):
-                if (c, d, s) not in table and (runs := _runs(section, judged.budget, s, c, d, data, device, store)):
-                    table[c, d, s] = section.claims(runs)
-    first = judged.first
-    others = [v for (c, d, s), v in table.items() if (c, d) != (DLN_LOSS_SCALE, "float32") and s == judged.seed]
-    return {claim.key: Variants(DLN_LOSS_SCALE, {k: v[i].verdict for k, v in table.items()})
-            for i, claim in enumerate(first) if others and any(o[i].ours != claim.ours for o in others)}
 
 
 def sharpness_ratio(rec: RunRecord) -> np.ndarray:

@@ -11,9 +11,9 @@ from dataclasses import fields
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget, width_fraction
 from .claims import NEAR, Judged, _cell, prose_list, short_verdict
-from .experiments import DLN_LOSS_SCALE, Spec, make_config
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
+from .specs import DLN_LOSS_SCALE, Spec, make_config
 from .train import PRECISIONS
 
 CIFAR10_TEST_IMAGES = 10_000  # a budget's test_limit None means all of them

@@ -28,6 +28,10 @@ from torch import nn
 from .models import NORMS, NoisyBatchNorm, build_model, dln_data
 from .probes import ProbeContext
 from .probes.activations import ActivationRecorder
+from .probes.bn_theory import measure_bn_theory
+from .probes.curvature import measure_curvature
+from .probes.ics import measure_ics
+from .probes.landscape import measure_landscape
 from .probes.weight_norms import WeightNormRecorder
 from .records import RunRecord, environment
 
@@ -196,24 +200,16 @@ def evaluate(model: nn.Module, data) -> tuple[float, float]:
 def _probe(cfg: RunConfig, ctx: ProbeContext, landscape_mode: str) -> dict[str, torch.Tensor]:
     out = {}
     if cfg.ics_layers:
-        from .probes.ics import measure_ics
-
         for k, v in measure_ics(ctx, cfg.ics_layers, cfg.ics_params).items():
             out[f"ics_{k}"] = v
     if cfg.curvature_iters:
-        from .probes.curvature import measure_curvature
-
         eigen = (ctx.step // cfg.probe_every) % cfg.curvature_every == 0
         for k, v in measure_curvature(ctx, cfg.curvature_iters, cfg.curvature_tol, eigen).items():
             out[f"curvature_{k}"] = v
     if cfg.landscape_grid:
-        from .probes.landscape import measure_landscape
-
         for k, v in measure_landscape(ctx, cfg.landscape_grid, landscape_mode, cfg.random_dirs).items():
             out[f"landscape_{k}"] = v
     if cfg.bn_theory:
-        from .probes.bn_theory import measure_bn_theory
-
         for k, v in measure_bn_theory(ctx).items():
             out[f"bn_theory_{k}"] = v
     return {k: v.detach().float().cpu() for k, v in out.items()}

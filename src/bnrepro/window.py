@@ -27,8 +27,14 @@ import numpy as np
 import torch
 
 from .budgets import BUDGET_NAMES, get_budget
+from .experiments import RecordLock
+from .plan import book_configs
+from .probes import ProbeContext
 from .records import RunStore, _atomic_write, default_cache_dir
-from .train import PRECISIONS, RunConfig, pick_device, step_time, train_many
+from .sections import SECTIONS
+from .specs import Spec, data_kind, data_root, load_data, make_config
+from .train import (PRECISIONS, RunConfig, _probe, device_settings, dln_batch, evaluate, graph_obstacle, initial_model,
+                    loss_function, pick_device, step_time, train_many)
 
 VOLUMES, VOLUME_BYTES = 8, 16 * 2**20  # what a device machine hands back: 8 files of 16 MiB
 FIRST = ("2.1", "3.1")  # the sections whose runs a window trains first
@@ -41,9 +47,6 @@ def value_order(budget: str, seeds: Sequence[int], data_kind: str,
                 sections: Sequence[str] | None = None) -> list[RunConfig]:
     """The budget's book runs in order of value: Sections 2.1 and 3.1 at the first seed, then the rest of the first
     seed, then each other seed in turn (each in book order); of `sections` only, when given."""
-    from .experiments import book_configs
-    from .sections import SECTIONS
-
     have = get_budget(budget).sections or tuple(SECTIONS)
     wanted = [s for s in have if sections is None or s in sections]
     first = [s for s in FIRST if s in wanted]
@@ -80,9 +83,6 @@ class Costs:
 def measure_costs(cfg: RunConfig, data, device: torch.device, seconds: float) -> Costs:
     """Time `cfg`'s training step (`step_time`, about `seconds`), its probes at step 0 and an evaluation, once each,
     on `device`."""
-    from .probes import ProbeContext
-    from .train import _probe, device_settings, dln_batch, evaluate, initial_model, loss_function
-
     step_s, _, mode = step_time(cfg, data, device=device, seconds=seconds, min_steps=3, warmup=2)
     with device_settings(cfg.is_dln, device):
         torch.manual_seed(cfg.seed)
@@ -183,9 +183,6 @@ def _name(cfg: RunConfig) -> str:
 
 def window(args: argparse.Namespace) -> int:
     """The `window` command; exit status 0, or 1 if a run failed."""
-    from .experiments import RecordLock, _load_data, data_kind, data_root
-    from .train import graph_obstacle
-
     start = time.monotonic()
     stop = start + args.limit_s - RESERVE_S  # no run steps past this
     budget = get_budget(args.budget)
@@ -206,11 +203,9 @@ def window(args: argparse.Namespace) -> int:
           f"{len(todo)} to train", flush=True)
     t = time.monotonic()
     sample = next((c for c in runs if not c.is_dln), None)
-    data = _load_data(root, sample, device) if sample else None
+    data = load_data(root, sample, device) if sample else None
     print(f"data: {data.source if data else 'none needed'} ({time.monotonic() - t:.0f} s)", flush=True)
     if sample and not args.skip_precisions:
-        from .experiments import Spec, make_config
-
         measure_precisions(make_config(Spec("vgg", "batch", 0.1), budget, 0, sample.data), data, device,
                            args.measure_s)
 

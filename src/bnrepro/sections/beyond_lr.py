@@ -17,11 +17,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..claims import TRAINS_ACC, Check, Judgement, Rule, Runs, Section, grade, not_testable, prose_list
-from ..experiments import DLN_LOSS_SCALE, SWEEP_LRS, Spec
 from ..figures import COLORS, MODEL_NAMES, SHORT_NAMES, smooth
 from ..plotting import FOREGROUND, WIDTH
 from ..probes.weight_norms import scale_invariance_residuals
 from ..records import RunRecord
+from ..specs import DLN_LOSS_SCALE, SWEEP_LRS, Spec
 from .sec31 import LRS as PAPER_LRS
 from .sec31 import measures
 

@@ -29,12 +29,17 @@ from matplotlib.figure import Figure
 from ..budgets import get_budget
 from ..claims import (TRAINS_ACC, TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc,
                       grade, trains)
-from ..experiments import (DLN_LOSS_SCALE, PART4_PROBES, SWEEP_LRS, Spec, _data_location, _load_data, data_kind,
-                           data_root, make_config)
+from ..costs import _step_fn, time_calls
 from ..figures import COLORS, SHORT_NAMES
+from ..models import build_model
 from ..plotting import FOREGROUND, WIDTH
+from ..probes import ProbeContext
 from ..probes.init_grads import init_gradient_norms
-from ..records import RunRecord
+from ..probes.landscape import VGG_GRID, measure_landscape
+from ..records import RunRecord, environment
+from ..specs import (DLN_LOSS_SCALE, PART4_PROBES, SWEEP_LRS, Spec, data_kind, data_location, data_root, load_data,
+                     make_config)
+from ..train import device_settings, pick_device
 from .sec31 import BAND_READINGS, landscape_summary
 
 NORMS = ("none", "batch")
@@ -176,7 +181,7 @@ def _init_spec(model: str, norm: str) -> Spec:
 
 def data_available(budget: str, data: str | None = None) -> bool:
     """Whether VGG's data can be found for `budget` (the argument, $BNREPRO_DATA or the budget's default)."""
-    return _data_location(data, get_budget(budget)) is not None
+    return data_location(data, get_budget(budget)) is not None
 
 
 def init_gradients(budget: str, seeds: Sequence[int], batches: int = 4, data: str | None = None,
@@ -188,8 +193,6 @@ def init_gradients(budget: str, seeds: Sequence[int], batches: int = 4, data: st
     (`probes.init_grads.init_gradient_norms`), so [s, s] is run s's own first gradient. VGG's data come from `data`,
     $BNREPRO_DATA or the budget's default (synthetic at `smoke`); nothing is trained, stored or read from records.
     """
-    from ..train import pick_device
-
     b, dev = get_budget(budget), pick_device(device)
     out, loaded = {}, None
     for model in INIT_RUNS:
@@ -201,7 +204,7 @@ def init_gradients(budget: str, seeds: Sequence[int], batches: int = 4, data: st
             root = data_root(data, b)
             cfg = make_config(spec, b, seeds[0], data_kind(root))
             if loaded is None:
-                loaded = _load_data(root, cfg, dev)
+                loaded = load_data(root, cfg, dev)
             out[model, norm] = init_gradient_norms(cfg, seeds, batches, loaded, dev)
     return out
 
@@ -478,13 +481,6 @@ def resnet_probe_cost(budget: str, device: str | None = None, repeats: int = 3) 
     and with Part IV's random directions; best of `repeats`. Returns `step_ms`, `probe_ms` (gradient only),
     `random_ms` (with the directions), their `*_per_step` ratios to step_ms, `dirs` and `device`
     (as `costs.random_dirs_cost` does for VGG and the DLN, whose networks `costs` builds)."""
-    from ..costs import _step_fn, time_calls
-    from ..models import build_model
-    from ..probes import ProbeContext
-    from ..probes.landscape import VGG_GRID, measure_landscape
-    from ..records import environment
-    from ..train import device_settings, pick_device
-
     b, dev, dirs = get_budget(budget), pick_device(device), PART4_PROBES["random_dirs"]
     with device_settings(False, dev), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

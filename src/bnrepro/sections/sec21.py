@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 
 from ..claims import TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade, trains
 from ..budgets import width_fraction
-from ..experiments import Spec
 from ..figures import COLORS, activation_arrays, label, smooth
 from ..plotting import FOREGROUND, WIDTH
 from ..records import RunRecord
+from ..specs import Spec
 
 
 def running_median(y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,10 @@ from matplotlib.figure import Figure
 
 from ..claims import (TRAINS_ACC, TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc,
                       grade, not_testable, trains)
-from ..experiments import DLN_ICS_LAYERS, DLN_LOSS_SCALE, VGG_ICS_LAYERS, Spec
 from ..figures import COLORS, NAMES, smooth
 from ..plotting import FOREGROUND, WIDTH
 from ..records import RunRecord
+from ..specs import DLN_ICS_LAYERS, DLN_LOSS_SCALE, VGG_ICS_LAYERS, Spec
 
 METRICS = {"l2": "‖G − G′‖₂", "cos": "cos(G, G′)"}
 

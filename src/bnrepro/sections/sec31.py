@@ -18,10 +18,10 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
 from ..claims import TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade, trains
-from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, MODEL_NAMES, label
 from ..plotting import WIDTH
 from ..records import RunRecord
+from ..specs import DLN_LOSS_SCALE, Spec
 
 #: Figure 11's line colours, from the first probed step (blue) to the last (red).
 STEP_CMAP = LinearSegmentedColormap.from_list("early_late", ["tab:blue", "tab:red"])

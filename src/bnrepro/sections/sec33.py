@@ -6,8 +6,8 @@ the distribution of a layer-11 unit moves and how Gaussian it is (Figure 6), and
 Section 3.1 (Figures 12 and 13). This module holds the section's runs, its measures, figures and claim rules.
 
 A runs mapping is keyed (model, norm, lr) for one seed, like every section's. The DLN's runs are those of the
-book's lead reading of its loss scale (`experiments.DLN_LOSS_SCALE`); a mapping holding another reading's runs is
-judged by the same rules (`bnrepro.readings.variant_claims`), since every rule compares schemes by ratios.
+book's lead reading of its loss scale (`specs.DLN_LOSS_SCALE`); a mapping holding another reading's runs is
+judged by the same rules (`bnrepro.judge.variants`), since every rule compares schemes by ratios.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from matplotlib.figure import Figure
 
 from ..claims import (TRAINS_REASON, Check, Judgement, Rule, Runs, Section, any_of, final_train_acc, grade,
                       not_testable, trains)
-from ..experiments import DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, MODEL_NAMES, NAMES, SHORT_NAMES, activation_arrays, ridge, slider_steps, smooth
+from ..models import LpNorm
 from ..plotting import WIDTH
 from ..records import RunRecord
+from ..specs import DLN_LOSS_SCALE, Spec
 from .sec31 import landscape_summary
 
 #: The five schemes in the paper's order.
@@ -72,8 +73,6 @@ def choices_markdown() -> str:
     """The open choices of the l_p layers as a Markdown table: the value the book's runs use (the layer's default,
     read from its signature), the alternatives the layer offers, and what each decides."""
     import inspect
-
-    from ..models import LpNorm
 
     params = inspect.signature(LpNorm).parameters
     options = {"average": LpNorm.AVERAGES, "inf_average": LpNorm.INF_AVERAGES, "eps_where": LpNorm.EPS_PLACES,

@@ -21,12 +21,12 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from .. import theory as T
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
-from ..experiments import DLN_ACT_LAYERS, DLN_LOSS_SCALE, Spec
 from ..figures import COLORS, distributions_figure, label
 from ..plotting import FOREGROUND, WIDTH
 from ..models import build_model, dln_data
 from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
 from ..records import RunRecord
+from ..specs import DLN_ACT_LAYERS, DLN_LOSS_SCALE, Spec
 
 #: Batch sizes of the numerical checks: from the smallest batch BatchNorm allows to a large one.
 BATCHES = (2, 3, 8, 128, 1024)
