@@ -25,7 +25,7 @@ import torch
 
 from bnrepro.budgets import BUDGET_NAMES, get_budget
 from bnrepro.data import load_cifar10
-from bnrepro.experiments import Spec, make_config
+from bnrepro.specs import Spec, make_config
 from bnrepro.train import pick_device, train, train_many
 from bnrepro.window import bare
 

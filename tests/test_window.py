@@ -137,7 +137,7 @@ def test_unpack_checks_every_record(tiny_smoke, tmp_path, capsys):
     short = {name: json.dumps(d).encode(), name[:-5] + ".npz": good[name[:-5] + ".npz"]}
     broken = {name: good[name], name[:-5] + ".npz": b"not a zip"}
     for members, problem in ((wrong_name, "its config's hash gives the name " + name),
-                             (short, "steps_done 5 but 6 training losses"), (broken, "its arrays do not load"),
+                             (short, "steps_done 5 but 6 values of train_loss"), (broken, "its arrays do not load"),
                              ({name: good[name]}, "its arrays (.npz) are missing")):
         bad = tar_of(tmp_path / "bad.tar", members)
         assert main(["unpack", str(bad), "--records", str(tmp_path / "back")]) == 1

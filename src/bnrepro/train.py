@@ -311,15 +311,17 @@ class _Live:
 def step_time(cfg: RunConfig, data=None, *, device: str | torch.device | None = None, seconds: float = 2.0,
               min_steps: int = 5, max_steps: int = 2000, warmup: int = 3,
               cuda_graph: bool = True) -> tuple[float, int, str]:
-    """Measure `cfg`'s training step as `train` takes it (same settings, precision and step path; no probes and no
-    evaluation in the timed steps): (seconds per step, steps timed, "CUDA graph" or "eager").
+    """Measure `cfg`'s training step as `train` takes it (same settings, precision, step path and per-step recorders:
+    activation moments, weight norms; no probes and no evaluation): (seconds per step, steps timed, "CUDA graph" or
+    "eager").
 
     After `warmup` steps (which include the CUDA graph's capture and cuDNN's autotuning), steps are timed until
     `seconds` have passed and at least `min_steps` (at most `max_steps`) were taken.
     """
     device = pick_device(device)
     total = warmup + max_steps + 1
-    timed = dataclasses.replace(cfg, steps=total, probe_every=total, eval_every=total)
+    timed = dataclasses.replace(cfg, steps=total, probe_every=total, eval_every=total, ics_layers=(), landscape_grid=(),
+                                random_dirs=0, curvature_iters=0, bn_theory=False)
     with device_settings(cfg.is_dln, device):
         run = _run(timed, data, device, None, None, False, "auto", None, None, cuda_graph)
         for _ in range(warmup):

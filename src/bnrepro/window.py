@@ -328,8 +328,11 @@ def check_record(name: str, meta_bytes: bytes, npz_bytes: bytes | None, store: R
     n = summary.get("steps_done")
     if status not in ("completed", "diverged"):
         return f"status {status!r} is neither completed nor diverged"
-    if "train_loss" not in arrays or len(arrays["train_loss"]) != n:
-        return f"steps_done {n} but {len(arrays.get('train_loss', []))} training losses"
+    per_step = [k for k in ("train_loss", "train_acc") if k in arrays]  # a stored VGG record may keep one of them
+    if not per_step:
+        return "it holds no per-step training numbers (train_loss, train_acc)"
+    if any(len(arrays[k]) != n for k in per_step):
+        return f"steps_done {n} but " + " and ".join(f"{len(arrays[k])} values of {k}" for k in per_step)
     if status == "completed" and n != config["steps"]:
         return f"completed after {n} of {config['steps']} steps"
     if status == "diverged" and summary.get("diverged_at") != n:
