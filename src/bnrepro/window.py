@@ -33,8 +33,8 @@ from .probes import ProbeContext
 from .records import RunStore, _atomic_write, default_cache_dir
 from .sections import SECTIONS
 from .specs import Spec, data_kind, data_root, load_data, make_config
-from .train import (PRECISIONS, RunConfig, _probe, device_settings, dln_batch, evaluate, graph_obstacle, initial_model,
-                    loss_function, pick_device, step_time, train_many)
+from .train import (PRECISIONS, RunConfig, _probe, device_settings, dln_batch, evaluate, initial_model, loss_function,
+                    pick_device, step_time, train_many)
 
 VOLUMES, VOLUME_BYTES = 8, 16 * 2**20  # what a device machine hands back: 8 files of 16 MiB
 FIRST = ("2.1", "3.1")  # the sections whose runs a window trains first
