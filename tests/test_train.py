@@ -344,8 +344,28 @@ def test_resolve_budget_best(tmp_path):
         resolve_budget("nope", specs, seeds, store)
 
 
+def test_resolve_budget_best_skips_a_budget_that_does_not_record_the_section(tmp_path):
+    """cpu15k records some sections only: Section 4's page never shows it, even where its runs happen to exist."""
+    store = RunStore(tmp_path)
+    specs = [Spec("vgg", "batch", 0.1), Spec("dln", "batch", 1e-6, 0.1)]
+    for budget in ("cpu", "cpu15k"):
+        for s in specs:
+            store.save(_fake(s, budget, 0))
+    assert resolve_budget("best", specs, [0], store, "2.2") == "cpu15k"
+    assert resolve_budget("best", specs, [0], store, "4") == "cpu"
+    assert resolve_budget("best", specs, [0], store) == "cpu15k"
+
+
+def test_a_dln_run_is_one_record_at_every_budget_with_its_settings():
+    spec = Spec("dln", "batch", 1e-6, 0.1)
+    configs = {b: make_config(spec, b, 0) for b in ("cpu", "cpu15k", "cpu_w16", "cpu_w4", "paper")}
+    assert {c.budget for c in configs.values()} == {"cpu"} and len(set(configs.values())) == 1
+    assert make_config(spec, "smoke", 0).budget == "smoke"  # 200 steps: a run of its own
+    assert make_config(Spec("vgg", "batch", 0.1), "paper", 0).budget == "paper"
+
+
 def test_unknown_budget_lists_valid_ones():
-    with pytest.raises(ValueError, match=", ".join(budgets.BUDGET_ORDER)):
+    with pytest.raises(ValueError, match=", ".join(budgets.BUDGETS)):
         get_budget("nope")
     assert [get_budget(n).name for n in budgets.BUDGET_ORDER] == ["smoke", "cpu", "cpu15k", "paper"]
 

@@ -91,7 +91,7 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     reading and in float64 (`variants`), as far as those runs are recorded (for the paper's sections:
     `Section.variants`)."""
     section, store = SECTIONS[number], store or RunStore()
-    used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store)
+    used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store, number)
     if missing := unrecorded(section.specs, used, seeds[0], data, store):
         raise MissingRuns(missing, used, seeds, [number], data)
     runs = {s: recorded_runs(section.specs, used, s, data, store)

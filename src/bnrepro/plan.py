@@ -46,8 +46,10 @@ def book_configs(budget: str, seeds: Sequence[int], data_kind: str,
     return list(dict.fromkeys(out))
 
 
-def resolve_budget(budget: str, specs: list[Spec], seeds: list[int], store: RunStore | None = None) -> str:
-    """`budget` itself, or for "best" the most faithful budget with every (spec, seed) recorded on CIFAR-10.
+def resolve_budget(budget: str, specs: list[Spec], seeds: list[int], store: RunStore | None = None,
+                   section: str | None = None) -> str:
+    """`budget` itself, or for "best" the most faithful budget with every (spec, seed) recorded on CIFAR-10 (of the
+    budgets that record `section`, when given: `cpu15k` records some sections only).
 
     With nothing recorded, "best" falls back to "smoke", whose runs compute in seconds.
     """
@@ -55,7 +57,8 @@ def resolve_budget(budget: str, specs: list[Spec], seeds: list[int], store: RunS
         return get_budget(budget).name
     store = store or RunStore()
     for name in reversed(BUDGET_ORDER):
-        if name == "smoke":
+        sections = get_budget(name).sections
+        if name == "smoke" or (section is not None and sections is not None and section not in sections):
             continue
         if all(store.path(make_config(s, name, seed).to_dict()).exists() for s in specs for seed in seeds):
             return name
@@ -71,7 +74,7 @@ def to_compute(budget: str, seeds: Sequence[int], sections: Sequence[str] | None
     if budget != "best":
         return get_budget(budget).name, None if sections is None else list(sections)
     unrecorded = [n for n in (SECTIONS if sections is None else sections)
-                  if resolve_budget("best", list(SECTIONS[n].specs), list(seeds[:1]), store) == "smoke"]
+                  if resolve_budget("best", list(SECTIONS[n].specs), list(seeds[:1]), store, n) == "smoke"]
     return ("smoke", unrecorded) if unrecorded else None
 
 

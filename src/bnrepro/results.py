@@ -51,7 +51,7 @@ def recorded_claims(seeds: Sequence[int]) -> dict[str, Judged]:
     if data.startswith("synthetic"):
         raise ValueError(f"BNREPRO_DATA={data} would look for synthetic-data runs, but the results table reads the "
                          "CIFAR-10 records: unset BNREPRO_DATA")
-    missing = [n for n, s in SECTIONS.items() if resolve_budget("best", list(s.specs), list(seeds[:1])) == "smoke"]
+    missing = [n for n, s in SECTIONS.items() if resolve_budget("best", list(s.specs), list(seeds[:1]), section=n) == "smoke"]
     if missing:
         raise MissingRuns([c for n in missing for c in unrecorded(SECTIONS[n].specs, "cpu", seeds[0])], "cpu", seeds,
                           missing)
