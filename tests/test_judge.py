@@ -95,6 +95,9 @@ def test_get_run_reads_the_store_only(store):
         judge.get_run(DLN, "cpu", 3)
     record(store, DLN, "cpu", 3, 5.0)
     assert judge.get_run(DLN, "cpu", 3).summary == {"final_train_loss": 5.0}
+    f64 = dataclasses.replace(DLN, loss_scale=1.0, dtype="float64")
+    with pytest.raises(MissingRuns, match=r"not recorded: dln none lr=5e-07 c=1 float64 seed=0 \(cpu\)\."):
+        judge.get_run(f64, "cpu")
 
 
 def test_what_a_page_computes(store):

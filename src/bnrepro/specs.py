@@ -116,5 +116,7 @@ def optional_probes(spec: Spec, seed: int) -> dict:
 
 
 def run_name(cfg: RunConfig) -> str:
-    """A run in a few words: its network, normalisation, learning rate, seed and budget."""
-    return f"{cfg.model} {cfg.norm} lr={cfg.lr:g} seed={cfg.seed} ({cfg.budget})"
+    """A run in a few words: its network, normalisation, learning rate (a DLN's also its loss scale c, and a dtype
+    other than float32), seed and budget."""
+    extra = (f" c={cfg.dln_loss_scale:g}" if cfg.is_dln else "") + (f" {cfg.dtype}" if cfg.dtype != "float32" else "")
+    return f"{cfg.model} {cfg.norm} lr={cfg.lr:g}{extra} seed={cfg.seed} ({cfg.budget})"
