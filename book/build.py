@@ -32,6 +32,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,7 @@ import yaml
 from bnrepro.cli import add_compute_options, book_runs
 from bnrepro.plan import to_compute
 from bnrepro.records import RunStore
+from bnrepro.report import citation_authors
 
 BOOK = Path(__file__).resolve().parent
 STAGE = BOOK / "_build" / "src"
@@ -142,6 +144,9 @@ def stage() -> dict[Path, bytes]:
     shutil.rmtree(STAGE, ignore_errors=True)
     shutil.copytree(BOOK, STAGE, ignore=lambda d, names: {
         n for n in names if n in NOT_STAGED or (n.endswith(".md") and is_notebook(Path(d) / n))})
+    config = STAGE / "_config.yml"  # the footer's "By ...": CITATION.cff's authors
+    config.write_text(re.sub(r"^author: .*$", f"author: {json.dumps(citation_authors())}", config.read_text(), count=1,
+                             flags=re.M))
     return previous
 
 

@@ -8,17 +8,24 @@ page requests anything from another host (such requests are aborted), answers a 
 console error or throws, has an <img> (widget frames included) that did not decode, declares a font that does not
 load, has a widget view that did not render, has a slider whose image does not change when moved with the keyboard,
 has a figure whose background clashes with the page's or widget text that does not read on it, or lacks a download
-button that saves its source as a file (for a notebook page: the executed .ipynb). Every page is checked in the
-light and in the dark theme; --screenshots saves every page, after its sliders moved, in both.
+button that saves its source as a file (for a notebook page: the executed .ipynb). It also fails what a reader at a
+1280-px window could not read or cite: a figure whose smallest text shows under MIN_TEXT_PX (its PNG's legibility
+record, bnrepro.plotting, scaled by the width the page draws it at), whose legend lies on data, or that carries no
+such record (not drawn through bnrepro.plotting); a table wider than the text column (clipped); a heading numbered
+twice ("7.2. 2. ..."); TeX left as plain text outside MathJax; a claims table whose verdicts are not marked, or a
+chapter without its opening summary box; a footer that does not name CITATION.cff's authors. Every page is checked
+in the light and in the dark theme; --screenshots saves every page, after its sliders moved, in both.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import http.server
 import io
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -28,7 +35,8 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
-from bnrepro.plotting import contrast_ratio
+from bnrepro.plotting import MIN_TEXT_PX, contrast_ratio, read_legibility
+from bnrepro.report import citation_authors
 
 BOOK = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -41,6 +49,7 @@ WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 FRAME, CLASH = 3, 24
 WIDGET_TEXT = ".cell_output .widget-label, .cell_output .widget-readout"  # a slider's description and value
 MIN_TEXT_CONTRAST = 4.5  # WCAG AA for text, against the page
+AUTHORS = citation_authors()  # the footer says "By" them
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -119,6 +128,72 @@ def figure_backgrounds(page: Page) -> tuple[list[str], int]:
     return problems, checked
 
 
+# Every cell output image as [PNG bytes (base64), its natural width, the width drawn, shown now].
+IMAGES_JS = """async () => Promise.all([...document.querySelectorAll('.cell_output img')].map(async i => {
+    const bytes = new Uint8Array(await (await fetch(i.currentSrc || i.src)).arrayBuffer());
+    let s = ''; for (let k = 0; k < bytes.length; k += 8192) s += String.fromCharCode(...bytes.subarray(k, k + 8192));
+    return [btoa(s), i.naturalWidth, i.getBoundingClientRect().width, i.offsetParent !== null]; }))"""
+
+
+def figure_legibility(page: Page) -> tuple[list[str], int]:
+    """Every cell output image must carry bnrepro.plotting's legibility record: no legend on data, and its smallest
+    text, scaled by the width the page draws the image at, at least MIN_TEXT_PX (checked where shown: a slider's
+    other frames are hidden). (problems, figures checked)"""
+    problems, images = [], page.evaluate(IMAGES_JS)
+    for i, (png, natural, drawn, shown) in enumerate(images):
+        record = read_legibility(base64.b64decode(png))
+        if record is None:
+            problems.append(f"figure {i} carries no legibility record (draw it through bnrepro.plotting)")
+            continue
+        problems += [f"figure {i}: {p}" for p in record["legends_on_data"]]
+        if shown and natural and record["text_px"] and (px := record["text_px"] * drawn / natural) < MIN_TEXT_PX:
+            problems.append(f"figure {i}'s smallest text shows at {px:.1f} px (drawn {drawn:.0f} px wide of its "
+                            f"{natural}), under {MIN_TEXT_PX:g} px")
+    return problems, len(images)
+
+
+# Text that MathJax should have typeset: TeX sub/superscripts and commands left in the prose (code and math skipped).
+PLAIN_TEX = re.compile(r"[\w∇)]_\{|[\w)]\^\{|∇_[A-Za-z]|\\(?:frac|mathcal|hat|nabla|sigma|mu|gamma|beta)\b")
+PROSE_JS = """() => { const skip = 'code, pre, script, style, mjx-container, .MathJax, .math, .highlight';
+    const out = [], article = document.querySelector('article.bd-article'); if (!article) return out;
+    const walk = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) if (!n.parentElement.closest(skip)) out.push(n.textContent);
+    return out; }"""
+
+
+def words_and_tables(page: Page, rel: str) -> list[str]:
+    """What a reader cites: every table fits the text column (its right edge within the article's), no heading is
+    numbered twice, no TeX is left as plain text, every claims table marks its verdicts
+    (bnrepro.report.mark_verdicts), a chapter opens with its summary box, and the footer names CITATION.cff's
+    authors."""
+    problems = []
+    widths = page.evaluate("() => { const a = document.querySelector('article.bd-article'); if (!a) return [];"
+                           " const edge = a.getBoundingClientRect().right - parseFloat(getComputedStyle(a).paddingRight);"
+                           " return [...a.querySelectorAll('table')].map(t => [t.rows[0] ? t.rows[0].innerText"
+                           ".replace(/\\s+/g, ' ').slice(0, 60) : '', t.getBoundingClientRect().right - edge]); }")
+    problems += [f"table {head!r} runs {over:.0f} px past the text column (clipped)" for head, over in widths if over > 1]
+    for heading in page.eval_on_selector_all("article h1, article h2, article h3, article h4",
+                                             "hs => hs.map(h => h.innerText.replace('#', '').trim())"):
+        if re.match(r"^(\d+\.)+\s+\d+[.)]\s", heading):  # "7.2. 2. ...": the book's number, then the text's
+            problems.append(f"heading {heading!r} is numbered twice (the book numbers its sections)")
+    for text in page.evaluate(PROSE_JS):
+        if m := PLAIN_TEX.search(text):
+            problems.append(f"plain-text math {text[max(0, m.start() - 30):m.end() + 30].strip()!r}: write it in $...$")
+    unmarked = page.evaluate("() => [...document.querySelectorAll('article table')].filter(t => t.rows[0] &&"
+                             " [...t.rows[0].cells].some(c => c.innerText.trim() === 'Verdict')).flatMap(t => {"
+                             " const k = [...t.rows[0].cells].findIndex(c => c.innerText.trim() === 'Verdict');"
+                             " return [...t.rows].slice(1).filter(r => r.cells[k] && !r.cells[k].querySelector("
+                             "'.verdict')).map(r => r.cells[0].innerText.slice(0, 60)); })")
+    problems += [f"claims table row {row!r}: its verdict is not marked (bnrepro.report.mark_verdicts)"
+                 for row in unmarked]
+    if rel.startswith("chapters/") and not page.locator("article .admonition.tip .verdict").count():
+        problems.append("the chapter does not open with its summary box (bnrepro.report.summary_box)")
+    footer = page.locator("footer").all_inner_texts()
+    if not any(f"By {AUTHORS}" in text for text in footer):
+        problems.append(f"the footer does not say 'By {AUTHORS}' (CITATION.cff's authors)")
+    return problems
+
+
 def download_source(page: Page, src: Path) -> list[str]:
     """Click the download button's entry for `src`: it must save a file of that name (not open it in a tab), and
     a notebook must be valid JSON with papermill's metadata (the executed notebook)."""
@@ -171,6 +246,8 @@ def check_page(page: Page, url: str, rel: str, root: Path, download: bool) -> tu
     problems += slider_problems
     figure_problems, figures = figure_backgrounds(page)
     problems += figure_problems
+    legibility_problems, drawn = figure_legibility(page)
+    problems += legibility_problems + words_and_tables(page, rel)
 
     saved = "-"
     sources = list((root / "_sources").glob(rel.removesuffix(".html") + ".*"))
@@ -181,7 +258,7 @@ def check_page(page: Page, url: str, rel: str, root: Path, download: bool) -> tu
         saved = src.relative_to(root).as_posix()
         problems += download_source(page, src) if linked else [f"no download link to {saved}"]
     summary = (f"images {len(images)}, widget views {views}, sliders moved {moved}, figures on the page's colour "
-               f"{figures - len(figure_problems)}/{figures}, download {saved}")
+               f"{figures - len(figure_problems)}/{figures}, figures checked for legibility {drawn}, download {saved}")
     return problems, summary
 
 

@@ -70,9 +70,15 @@ def test_headline_is_the_verdict_across_seeds():
 def test_claims_markdown_shows_the_first_seed_s_numbers_the_verdict_across_seeds_and_the_reason():
     lines = claims_markdown(judged([REPRODUCED, PARTLY], near_at=1)).splitlines()
     assert lines[0] == "| The paper says | We measured (seed 0) | Verdict | Rule |"
-    assert lines[2] == ("| paper \\| words | ours | **reproduced at 1, partly reproduced at 1 of 2 seeds (near a "
-                        "threshold at seed 1)**<br>seed 1, near its threshold: x 1.01 against 1 | rule text. *Why:* "
-                        "the reason |")
+    paper, ours, verdict, rule = lines[2].replace("\\|", "¦").split(" | ")
+    assert paper == "| paper ¦ words" and ours == "ours"
+    assert rule == "rule text<details><summary>why</summary>the reason</details> |"
+    headline, seeds = verdict.split("<details>")
+    assert headline == ('**<span class="verdict verdict-reproduced">reproduced</span> at 1, <span class="verdict '
+                        'verdict-partly">partly reproduced</span> at 1 of 2 seeds (near a threshold at seed 1)**')
+    assert seeds == ('<summary>each seed</summary>Seed 0: <span class="verdict verdict-reproduced">reproduced</span><br>'
+                     'Seed 1: <span class="verdict verdict-partly">partly reproduced</span>; near its threshold: '
+                     'x 1.01 against 1</details>')
 
 
 def test_rule_applies_measure_judge_and_describe():

@@ -125,7 +125,7 @@ def test_provenance_shows_the_training_precision_and_the_gpu_step():
                   "cpu_capability": "AVX2", "threads": 1})
     lines = report.provenance_markdown([bf16, gpu]).splitlines()
     assert "| float32 with bf16 autocast in training (probes strict float32), AVX2, 1 thread |" in lines[2]
-    assert "| float32 (TF32 off), CUDA graph steps, AVX2, 1 thread |" in lines[3]
+    assert "| NVIDIA H200 | float32 (TF32 off), CUDA graph steps |" in lines[3]  # no CPU arithmetic for a GPU run
 
 
 # --- the fast CUDA path ---------------------------------------------------------------------------------------------

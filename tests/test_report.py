@@ -2,7 +2,7 @@
 training)."""
 
 from bnrepro import report
-from bnrepro.claims import NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, Judged, Section
+from bnrepro.claims import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Claim, Judged, Section
 
 
 def claim(key: str, verdict: str, ours: str, near: tuple[str, ...] = ()) -> Claim:
@@ -19,6 +19,29 @@ def by_section() -> dict[str, Judged]:
     one = Section("2.2", "t", "chapters/sec22_ics", (), ())
     return {"2.1": Judged(two, "cpu", (0, 1, 2), {}, per_seed),
             "2.2": Judged(one, "paper", (0,), {}, {0: [claim("c", PARTLY, "c0")]})}
+
+
+def test_every_verdict_word_is_marked_with_its_own_class():
+    marked = report.mark_verdicts(f"{REPRODUCED} at 1, {PARTLY} at 1, {NOT_REPRODUCED} at 1, {NOT_TESTABLE} at 1")
+    assert marked == ('<span class="verdict verdict-reproduced">reproduced</span> at 1, '
+                      '<span class="verdict verdict-partly">partly reproduced</span> at 1, '
+                      '<span class="verdict verdict-not-reproduced">not reproduced</span> at 1, '
+                      '<span class="verdict verdict-not-testable">not testable</span> at 1')
+    assert report.mark_verdicts("yes, partly, no") == "yes, partly, no"
+
+
+def test_summary_box_lists_each_claim_with_its_verdict_and_the_details_behind_a_toggle():
+    box = report.summary_box(by_section()["2.1"]).splitlines()
+    assert box[0].startswith("::::{admonition}") and box[1] == ":class: tip" and box[-1] == "::::"
+    assert "**cpu** budget, seeds 0, 1 and 2" in box[2]
+    claims = [line for line in box if line.startswith("- ")]
+    assert len(claims) == 2 and claims[0].startswith("- the paper's a | with a bar **")
+    assert '<span class="verdict verdict-not-reproduced">not reproduced</span> at 1 of 3 seeds' in claims[1]
+    b = box[box.index(claims[1]):]
+    assert b[2] == "  :::{dropdown} Details" and b[-2] == "  :::"  # inside the list item, inside the box
+    assert "  We measured (seed 0): b0" in b
+    assert '  Seed 1: <span class="verdict verdict-partly">partly reproduced</span>; near its threshold: x 0.98 ' \
+           'against 1' in b
 
 
 def test_seed_agreement_counts_claims_with_one_verdict_at_every_seed():
@@ -74,6 +97,13 @@ def test_provenance_names_the_arithmetic_and_what_older_records_lack():
     old = record({})
     lines = report.provenance_markdown([new, old]).splitlines()
     assert "| Arithmetic |" in lines[0]
-    assert "| float64, AVX2, 2 threads |" in lines[2]
+    assert "| CPU (x86_64) | float64, AVX2, 2 threads |" in lines[2]  # the threads once, in plain words
     assert "| float32, capability not recorded, threads not recorded |" in lines[3]
     assert "- CPU: AMD EPYC 7B13, not recorded" in lines
+
+
+def test_device_names_read_in_plain_words():
+    assert report.device_name({"device_name": "CPU (x86_64, 1 threads)"}) == "CPU (x86_64)"
+    assert report.device_name({"device_name": "CPU (x86_64, 1 threads)"}, threads=True) == "CPU (x86_64, 1 thread)"
+    assert report.device_name({"device_name": "CPU (x86_64, 2 threads)"}, threads=True) == "CPU (x86_64, 2 threads)"
+    assert report.device_name({"device_name": "NVIDIA H200"}) == "NVIDIA H200"

@@ -378,16 +378,19 @@ def _cell(text: str) -> str:
 
 
 def claims_markdown(judged: Judged) -> str:
-    """A Markdown table: the paper's claim, our numbers at the figures' seed, the verdict across seeds (with any
-    deciding number near its threshold), and the rule that decided it with its reason."""
+    """A Markdown table: the paper's claim, our numbers at the figures' seed, the verdict across seeds with its
+    verdict words marked (`report.mark_verdicts`) and, behind a toggle, each seed's (`report.claim_details`), and
+    the rule that decided it with its reason behind a toggle."""
+    from .report import claim_details, mark_verdicts
+
+    def toggle(summary: str, lines: Sequence[str]) -> str:
+        return f"<details><summary>{summary}</summary>{'<br>'.join(_cell(x) for x in lines)}</details>"
+
     rows = [f"| The paper says | We measured (seed {judged.seed}) | Verdict | Rule |", "|---|---|---|---|"]
     for i, c in enumerate(judged.first):
-        near = "".join(f"<br>seed {s}, near its threshold: {'; '.join(x.near)}" for s, x in
-                       zip(judged.seeds, judged.across(i)) if x.near)
-        if c.key in judged.variants:
-            near += f"<br>DLN: {judged.variants[c.key].detail()}"
-        rows.append(f"| {_cell(c.paper)} | {_cell(c.ours)} | **{judged.headline(i)}**{_cell(near)} "
-                    f"| {_cell(c.rule)}. *Why:* {_cell(c.reason)} |")
+        seeds = [mark_verdicts(x) for x in claim_details(judged, i)[1:]]
+        rows.append(f"| {_cell(c.paper)} | {_cell(c.ours)} | **{mark_verdicts(_cell(judged.headline(i)))}**"
+                    f"{toggle('each seed', seeds)} | {_cell(c.rule)}{toggle('why', [c.reason]) if c.reason else ''} |")
     return "\n".join(rows)
 
 

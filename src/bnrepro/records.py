@@ -80,7 +80,8 @@ def environment(device) -> dict:
         env.update(device_name=torch.cuda.get_device_name(dev), cudnn_tf32=torch.backends.cudnn.allow_tf32,
                    matmul_precision=torch.get_float32_matmul_precision())
     else:
-        env["device_name"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        env["device_name"] = f"CPU ({platform.machine()}, {n} thread{'s' if n != 1 else ''})"
     # The arithmetic: which vector kernels PyTorch picked (ATEN_CPU_CAPABILITY overrides it) and on how many
     # threads. Float results are bit-reproducible only on the same capability and thread count.
     env.update(cpu_model=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),

@@ -6,11 +6,16 @@ The claims themselves, with the rules that judge them, live in their section's m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
+
+import yaml
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget, width_fraction
-from .claims import NEAR, Judged, _cell, prose_list, short_verdict
+from .claims import (NEAR, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, VERDICTS, Judged, _cell, prose_list,
+                     short_verdict)
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
 from .specs import DLN_LOSS_SCALE, Spec, make_config
@@ -18,6 +23,12 @@ from .train import PRECISIONS
 
 CIFAR10_TEST_IMAGES = 10_000  # a budget's test_limit None means all of them
 CIFAR10_TRAIN_IMAGES = 50_000
+
+
+def citation_authors(cff: Path = Path(__file__).resolve().parents[2] / "CITATION.cff") -> str:
+    """The authors CITATION.cff names, as prose ("A, B and C"): the book's footer says "By" them."""
+    people = yaml.safe_load(cff.read_text())["authors"]
+    return prose_list([p.get("name") or f"{p['given-names']} {p['family-names']}" for p in people])
 
 
 def _section_link(number: str) -> str:
@@ -94,6 +105,45 @@ def glue_setup(judged: Judged, data_source: str) -> None:
         glue(name, value, display=False)
 
 
+#: The CSS class (book/_static/bnrepro.css: a colour each) of each verdict word on the site.
+VERDICT_CLASSES = {REPRODUCED: "reproduced", PARTLY: "partly", NOT_REPRODUCED: "not-reproduced",
+                   NOT_TESTABLE: "not-testable"}
+_VERDICT_WORDS = re.compile("|".join(re.escape(v) for v in sorted(VERDICTS, key=len, reverse=True)))
+
+
+def mark_verdicts(text: str) -> str:
+    """`text` with each verdict word in a span of its class ("verdict verdict-partly"): coloured on the site, the
+    word kept, so that verdicts can be scanned by colour and read without it."""
+    return _VERDICT_WORDS.sub(lambda m: f'<span class="verdict verdict-{VERDICT_CLASSES[m[0]]}">{m[0]}</span>', text)
+
+
+def claim_details(judged: Judged, i: int) -> list[str]:
+    """What stands behind claim i's verdict across seeds: our numbers at the figures' seed, the verdict at each seed
+    (each reading's where a rule's readings disagree) with any deciding number near its threshold, and the verdicts
+    under the DLN's other readings."""
+    c = judged.first[i]
+    lines = [f"We measured (seed {judged.seed}): {c.ours}"]
+    lines += [f"Seed {s}: {x.verdict}" + (f"; near its threshold: {'; '.join(x.near)}" if x.near else "")
+              for s, x in zip(judged.seeds, judged.across(i))]
+    if c.key in judged.variants:
+        lines.append(f"The DLN's other readings: {judged.variants[c.key].detail()}")
+    return lines
+
+
+def summary_box(judged: Judged) -> str:
+    """The box a chapter opens with (MyST): each claim of the paper in one line with its verdict across seeds, and
+    behind a toggle the details (`claim_details`)."""
+    items = []
+    for i, c in enumerate(judged.first):
+        details = "\n\n".join(f"  {mark_verdicts(line)}" for line in claim_details(judged, i))
+        items.append(f"- {c.paper} **{mark_verdicts(judged.headline(i))}**\n\n  :::{{dropdown}} Details\n"
+                     f"{details}\n  :::")
+    return ("::::{admonition} In short: the paper's claims and our verdicts\n:class: tip\n"
+            f"Judged at the **{judged.budget}** budget, seed{'s' if len(judged.seeds) > 1 else ''} "
+            f"{prose_list([str(s) for s in judged.seeds])}; the rules and our numbers are in the table at the end of "
+            "the page.\n\n" + "\n".join(items) + "\n::::")
+
+
 NOT_RECORDED = "not recorded"  # what records written before a field existed show for it
 
 
@@ -110,23 +160,31 @@ def step_precision(config: dict, env: dict) -> str:
                    and "train_step" in env else "")
 
 
+def device_name(env: dict, threads: bool = False) -> str:
+    """A record's device in words: a GPU's name, or the CPU's architecture ("CPU (x86_64)"), with its threads if
+    `threads` ("CPU (x86_64, 1 thread)", which older records' names spell "1 threads")."""
+    name = env["device_name"]
+    return re.sub(r"\b1 threads\)$", "1 thread)", name) if threads else re.sub(r", \d+ threads?\)$", ")", name)
+
+
 def provenance_markdown(records: Sequence[RunRecord]) -> str:
     """Which runs a page's figures come from: config, budget, status, device, the arithmetic (dtype and the training
-    step's precision, PyTorch's CPU capability, threads), wall time, then the data, CPU models, code version, commit
-    and library versions behind them. Older records lack the capability, threads and CPU model: they show "not
-    recorded"."""
+    step's precision; on a CPU also PyTorch's CPU capability and the threads), wall time, then the data, CPU models,
+    code version, commit and library versions behind them. Older records lack the capability, threads and CPU model:
+    they show "not recorded"."""
     rows = ["| Run | Budget | Seed | Steps | Status | Device | Arithmetic | Wall time |", "|---|---|---|---|---|---|---|---|"]
     for r in records:
         c = r.config
         run = c["model"] + (f" ×{c['width']:g}" if c["model"] != "dln" else "") + f", {c['norm']}, LR {c['lr']:g}"
         threads = r.env.get("threads")
-        arithmetic = ", ".join([c.get("dtype", "float32") + step_precision(c, r.env),
-                                r.env.get("cpu_capability", f"capability {NOT_RECORDED}"),
-                                f"{threads} thread{'s' if threads != 1 else ''}" if threads else
-                                f"threads {NOT_RECORDED}"])
-        device = r.env["device_name"]
-        if r.env.get("resumed_under", {}).get("device_name", device) != device:
-            device += f", finished on {r.env['resumed_under']['device_name']}"
+        arithmetic = [c.get("dtype", "float32") + step_precision(c, r.env)]
+        if not r.env.get("device", "cpu").startswith("cuda"):  # a GPU run's CPU only fed it
+            arithmetic += [r.env.get("cpu_capability", f"capability {NOT_RECORDED}"),
+                           f"{threads} thread{'s' if threads != 1 else ''}" if threads else f"threads {NOT_RECORDED}"]
+        arithmetic = ", ".join(arithmetic)
+        device = device_name(r.env)
+        if "device_name" in (under := r.env.get("resumed_under", {})) and device_name(under) != device:
+            device += f", finished on {device_name(under)}"
         rows.append(f"| {run} | {c['budget']} | {c['seed']} | {r.summary['steps_done']}/{c['steps']} | {r.status} "
                     f"| {device} | {arithmetic} | {r.summary['wall_time_s']:.0f} s |")
 
@@ -158,6 +216,6 @@ def budget_costs_markdown(specs: Sequence[Spec], seeds: Sequence[int], store: Ru
             rows.append(f"| {name} | 0 of {len(recs)} | not recorded here | |")
             continue
         total = sum(r.summary["wall_time_s"] for r in found)
-        devices = ", ".join(sorted({r.env["device_name"] for r in found}))
+        devices = ", ".join(sorted({device_name(r.env, threads=True) for r in found}))
         rows.append(f"| {name} | {len(found)} of {len(recs)} | {total / 60:.1f} min | {devices} |")
     return "\n".join(rows)

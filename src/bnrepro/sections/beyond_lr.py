@@ -272,9 +272,10 @@ GAP = Rule(
     "\"main benefit\": more than half of the best-against-best advantage must come from the LR range; over a single "
     "common LR the two gaps can be the same pair of runs",
     tuple(s for (m, _, _), s in SPECS.items() if m == "vgg"), by_bar(_measure_gap), None,
-    lambda v: f"test accuracy BN − standard: median {v['common_gap']:+.1f} points over the {v['n_common']:.0f} LRs "
-              f"where both train ({v['smallest_lr_gap']:+.1f} at the smallest); best LR against best LR "
-              f"{v['best_gap']:+.1f}",
+    lambda v: (f"test accuracy BN − standard: median {v['common_gap']:+.1f} points over the {v['n_common']:.0f} LRs "
+               f"where both train ({v['smallest_lr_gap']:+.1f} at the smallest)" if v["n_common"] != 1 else
+               f"test accuracy BN − standard: {v['common_gap']:+.1f} points at the one LR where both train")
+              + f"; best LR against best LR {v['best_gap']:+.1f}",
     readings=bar_readings(_judge_gap))
 
 
@@ -295,9 +296,11 @@ def _measure_scale(runs: Runs) -> dict[str, float]:
 
 
 SCALE = Rule(
-    "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD ||W_{t+1}||² = ||W_t||² + "
-                 "LR²||∇_W L||² exactly, so the effective learning rate LR/||W||² falls as the norm grows.",
-    "reproduced if the median |cos(W, ∇_W L)| (the identity's residual, see `probes.weight_norms`) over steps and "
+    "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD "
+                 "$\\Vert W_{t+1}\\Vert^2 = \\Vert W_t\\Vert^2 + \\mathrm{LR}^2\\Vert\\nabla_W L\\Vert^2$ exactly, so the "
+                 "effective learning rate $\\mathrm{LR}/\\Vert W\\Vert^2$ falls as the norm grows.",
+    "reproduced if the median $\\vert\\cos(W, \\nabla_W L)\\vert$ (the identity's residual, see `probes.weight_norms`) "
+    "over steps and "
     "normalised layers is at most 1e-3 in every BN run with weight norms, and the standard network's smallest is 10 "
     "times larger; partly if only the BN bound holds",
     "BatchNorm's eps and float32 rounding leave cos(W, g) of order 1e-5 or below; 1e-3 is far above that and far "
