@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from .budgets import LADDER, get_budget, width_fraction
 from .claims import VERDICTS, Judged, short_verdict
 from .judge import load_section, unrecorded
+from .plan import book_runs_argv
 from .plotting import WIDTH
 from .records import RunStore
 from .sections import SECTIONS
@@ -276,3 +277,49 @@ def costs_markdown(store: RunStore | None = None) -> str:
             rows.append(f"| `{budget}` | {label(budget)} | {norm} | {len(t)} | {np.median(t):.0f} min "
                         f"({min(t):.0f}-{max(t):.0f}) | {devices} |")
     return "\n".join(rows)
+
+
+def schedules_markdown(long: Judged, short: Judged) -> str:
+    """A section's claims at two budgets (`Judged`s of one section, e.g. 15,000 and 2,500 steps): each claim's
+    verdict across seeds at both, and whether it changed at a seed judged at both; a claim only one budget judges
+    (a rule with `min_steps`) says so."""
+    def by_key(judged: Judged) -> dict[str, tuple[str, dict[int, str]]]:
+        return {c.key: (judged.headline(i), {s: judged.claims[s][i].verdict for s in judged.seeds})
+                for i, c in enumerate(judged.first)}
+
+    def steps(judged: Judged) -> int:
+        return max(r.config["steps"] for r in judged.runs[judged.seed].values() if r.config["model"] != "dln")
+
+    a, b = by_key(short), by_key(long)
+    rows = [f"| Rule | Claim | `{short.budget}` ({steps(short):,} steps) | `{long.budget}` ({steps(long):,} steps) "
+            "| Changed |", "|---|---|---|---|---|"]
+    for rule in long.section.rules:
+        left = a.get(rule.key, ("not judged: needs the paper's schedule", {}))
+        right = b.get(rule.key, ("—", {}))
+        flipped = [s for s in sorted(set(left[1]) & set(right[1])) if left[1][s] != right[1][s]]
+        changed = ("—" if not left[1] or not right[1] else
+                   f"**yes**, at seed{'s' if len(flipped) > 1 else ''} {', '.join(map(str, flipped))}" if flipped
+                   else "no")
+        rows.append(f"| `{rule.key}` | {rule.paper.replace('|', chr(92) + '|')} | {left[0]} | {right[0]} | {changed} |")
+    return "\n".join(rows)
+
+
+def schedule_section(number: str, judged: Judged, seeds: Sequence[int], store: RunStore | None = None) -> str:
+    """A chapter's paragraph on the paper's schedule: where its page shows `cpu15k`, its claims there beside the
+    `cpu` budget's (`schedules_markdown`); elsewhere, whether `cpu15k` has recorded the section and, if not, the
+    command that records it."""
+    store = store or RunStore()
+    long_budget, short_budget = "cpu15k", "cpu"
+    steps = get_budget(long_budget).vgg_steps
+    if judged.budget == long_budget:
+        short = load_section(number, short_budget, list(seeds), store=store)
+        return (f"This page shows the `{long_budget}` budget, the paper's {steps:,} steps. Each claim at both "
+                f"schedules:\n\n" + schedules_markdown(judged, short))
+    missing = unrecorded(SECTIONS[number].specs, long_budget, seeds[0], store=store)
+    if missing:
+        argv = " ".join(book_runs_argv(long_budget, list(seeds), [number], "PATH"))
+        return (f"The paper's {steps:,}-step schedule (`{long_budget}`) has not recorded this section's runs yet "
+                f"({len(missing)} missing at seed {seeds[0]}); `python -m bnrepro {argv}` records them, and the "
+                "published build then shows them here.")
+    return (f"`{long_budget}` has recorded this section's runs; this page shows `{judged.budget}` because its budget "
+            "parameter asks for it (`best` shows the paper's schedule).")

@@ -96,27 +96,6 @@ def schedule_figure(long: Sequence[RunRecord], short: Sequence[RunRecord]) -> Fi
     return fig
 
 
-def budgets_markdown(long, short) -> str:
-    """A table of every claim's verdict across seeds at the short budget and at the paper's schedule (`Judged`s of
-    this section at two budgets), whether it changed at a seed judged at both, and the claims only the long runs can
-    judge marked as such."""
-    def by_key(judged) -> dict[str, tuple[str, dict[int, str]]]:
-        return {c.key: (judged.headline(i), {s: judged.claims[s][i].verdict for s in judged.seeds})
-                for i, c in enumerate(judged.first)}
-
-    a, b = by_key(short), by_key(long)
-    rows = [f"| Claim | `{short.budget}` ({short.runs[short.seed][STD.model, STD.norm, STD.lr].config['steps']:,} "
-            f"steps) | `{long.budget}` ({PAPER_STEPS:,} steps) | Changed |", "|---|---|---|---|"]
-    for rule in SECTION.rules:
-        left, right = a.get(rule.key, ("not judged: needs the paper's schedule", {})), b.get(rule.key, ("—", {}))
-        flipped = [s for s in sorted(set(left[1]) & set(right[1])) if left[1][s] != right[1][s]]
-        changed = ("—" if not left[1] or not right[1] else
-                   f"**yes**, at seed{'s' if len(flipped) > 1 else ''} {', '.join(map(str, flipped))}" if flipped
-                   else "no")
-        rows.append(f"| {rule.paper.replace('|', chr(92) + '|')} | {left[0]} | {right[0]} | {changed} |")
-    return "\n".join(rows)
-
-
 def schedule_text(long) -> str:
     """The paper's-schedule claims in words, from a `Judged` of this section at a 15,000-step budget."""
     c = {x.key: x for x in long.first}
