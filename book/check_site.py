@@ -164,7 +164,7 @@ PROSE_JS = """() => { const skip = 'code, pre, script, style, mjx-container, .Ma
 def words_and_tables(page: Page, rel: str) -> list[str]:
     """What a reader cites: every table fits the text column (its right edge within the article's), no heading is
     numbered twice, no TeX is left as plain text, every claims table marks its verdicts
-    (bnrepro.report.mark_verdicts), a chapter opens with its summary box, and the footer names CITATION.cff's
+    (bnrepro.claims.mark_verdicts), a chapter opens with its summary box, and the footer names CITATION.cff's
     authors."""
     problems = []
     widths = page.evaluate("() => { const a = document.querySelector('article.bd-article'); if (!a) return [];"
@@ -184,7 +184,7 @@ def words_and_tables(page: Page, rel: str) -> list[str]:
                              " const k = [...t.rows[0].cells].findIndex(c => c.innerText.trim() === 'Verdict');"
                              " return [...t.rows].slice(1).filter(r => r.cells[k] && !r.cells[k].querySelector("
                              "'.verdict')).map(r => r.cells[0].innerText.slice(0, 60)); })")
-    problems += [f"claims table row {row!r}: its verdict is not marked (bnrepro.report.mark_verdicts)"
+    problems += [f"claims table row {row!r}: its verdict is not marked (bnrepro.claims.mark_verdicts)"
                  for row in unmarked]
     if rel.startswith("chapters/") and not page.locator("article .admonition.tip .verdict").count():
         problems.append("the chapter does not open with its summary box (bnrepro.report.summary_box)")

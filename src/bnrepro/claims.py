@@ -17,11 +17,12 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .specs import Spec
 from .records import RunRecord
+from .specs import Spec
 
 
 def prose_list(items: Sequence[str]) -> str:
@@ -377,12 +378,35 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+#: The CSS class (book/_static/bnrepro.css: a colour each) of each verdict word on the site.
+VERDICT_CLASSES = {REPRODUCED: "reproduced", PARTLY: "partly", NOT_REPRODUCED: "not-reproduced",
+                   NOT_TESTABLE: "not-testable"}
+_VERDICT_WORDS = re.compile("|".join(re.escape(v) for v in sorted(VERDICTS, key=len, reverse=True)))
+
+
+def mark_verdicts(text: str) -> str:
+    """`text` with each verdict word in a span of its class ("verdict verdict-partly"): coloured on the site, the
+    word kept, so that verdicts can be scanned by colour and read without it."""
+    return _VERDICT_WORDS.sub(lambda m: f'<span class="verdict verdict-{VERDICT_CLASSES[m[0]]}">{m[0]}</span>', text)
+
+
+def claim_details(judged: Judged, i: int) -> list[str]:
+    """What stands behind claim i's verdict across seeds: our numbers at the figures' seed, the verdict at each seed
+    (each reading's where a rule's readings disagree) with any deciding number near its threshold, and the verdicts
+    under the DLN's other readings."""
+    c = judged.first[i]
+    lines = [f"We measured (seed {judged.seed}): {c.ours}"]
+    lines += [f"Seed {s}: {x.verdict}" + (f"; near its threshold: {'; '.join(x.near)}" if x.near else "")
+              for s, x in zip(judged.seeds, judged.across(i))]
+    if c.key in judged.variants:
+        lines.append(f"The DLN's other readings: {judged.variants[c.key].detail()}")
+    return lines
+
+
 def claims_markdown(judged: Judged) -> str:
     """A Markdown table: the paper's claim, our numbers at the figures' seed, the verdict across seeds with its
-    verdict words marked (`report.mark_verdicts`) and, behind a toggle, each seed's (`report.claim_details`), and
-    the rule that decided it with its reason behind a toggle."""
-    from .report import claim_details, mark_verdicts
-
+    verdict words marked (`mark_verdicts`) and, behind a toggle, each seed's (`claim_details`), and the rule that
+    decided it with its reason behind a toggle."""
     def toggle(summary: str, lines: Sequence[str]) -> str:
         return f"<details><summary>{summary}</summary>{'<br>'.join(_cell(x) for x in lines)}</details>"
 

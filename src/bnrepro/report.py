@@ -14,8 +14,7 @@ from pathlib import Path
 import yaml
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget, width_fraction
-from .claims import (NEAR, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, VERDICTS, Judged, _cell, prose_list,
-                     short_verdict)
+from .claims import NEAR, Judged, _cell, claim_details, mark_verdicts, prose_list, short_verdict
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
 from .specs import DLN_LOSS_SCALE, Spec, make_config
@@ -103,31 +102,6 @@ def glue_setup(judged: Judged, data_source: str) -> None:
                         "seed": judged.seed, "n_seeds": len(seeds),
                         "seeds": prose_list(seeds)}.items():
         glue(name, value, display=False)
-
-
-#: The CSS class (book/_static/bnrepro.css: a colour each) of each verdict word on the site.
-VERDICT_CLASSES = {REPRODUCED: "reproduced", PARTLY: "partly", NOT_REPRODUCED: "not-reproduced",
-                   NOT_TESTABLE: "not-testable"}
-_VERDICT_WORDS = re.compile("|".join(re.escape(v) for v in sorted(VERDICTS, key=len, reverse=True)))
-
-
-def mark_verdicts(text: str) -> str:
-    """`text` with each verdict word in a span of its class ("verdict verdict-partly"): coloured on the site, the
-    word kept, so that verdicts can be scanned by colour and read without it."""
-    return _VERDICT_WORDS.sub(lambda m: f'<span class="verdict verdict-{VERDICT_CLASSES[m[0]]}">{m[0]}</span>', text)
-
-
-def claim_details(judged: Judged, i: int) -> list[str]:
-    """What stands behind claim i's verdict across seeds: our numbers at the figures' seed, the verdict at each seed
-    (each reading's where a rule's readings disagree) with any deciding number near its threshold, and the verdicts
-    under the DLN's other readings."""
-    c = judged.first[i]
-    lines = [f"We measured (seed {judged.seed}): {c.ours}"]
-    lines += [f"Seed {s}: {x.verdict}" + (f"; near its threshold: {'; '.join(x.near)}" if x.near else "")
-              for s, x in zip(judged.seeds, judged.across(i))]
-    if c.key in judged.variants:
-        lines.append(f"The DLN's other readings: {judged.variants[c.key].detail()}")
-    return lines
 
 
 def summary_box(judged: Judged) -> str:
