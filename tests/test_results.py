@@ -25,13 +25,16 @@ def _by_seed() -> dict:
 def test_results_markdown_rows():
     lines = results.results_markdown(_by_seed()).splitlines()
     assert lines[0].startswith("| Section | Rule | What is tested | We measured (seed 0) | Budget | Seeds |")
+    assert lines[0].endswith("| Verdict across seeds | With scale |")
     link = f"[2.1](book/{SECTIONS['2.1'].doc}.md)"
     judged = _by_seed()["2.1"]
     key = judged.first[0].key
     assert lines[2] == (f"| {link} | `{key}` | BN trains faster | 000 vs 900 steps | `cpu` | 0, 1, 2 "
-                        f"| **{judged.headline(0)}** |")
+                        f"| **{judged.headline(0)}** | — |")
     assert lines[3] == (f"| {link} | `{key}` | \\|Δ mean\\| is small | ratio 0 | `cpu` | 0, 1, 2 "
-                        f"| **{judged.headline(1)}** |")
+                        f"| **{judged.headline(1)}** | — |")
+    scaled = results.results_markdown(_by_seed(), {key: "**changes**: no at 1/8 | yes at 1/4"}).splitlines()
+    assert scaled[2].endswith("| **changes**: no at 1/8 \\| yes at 1/4 |")
     assert judged.headline(0) != judged.headline(1)
     assert len(lines) == 4
 

@@ -58,3 +58,13 @@ def test_sentence_table_and_changes_from_points():
     one = scale.sentence("c22_larger", 0, {"cpu": point(1.2)})
     assert "recorded at one budget only" in one and one.endswith("same wherever recorded (yes).")
     assert sum(ax.get_visible() for ax in scale.scale_figure(rows).axes) == 1
+
+
+def test_scale_cells_say_whether_a_verdict_changes_across_the_rungs_that_judged_it():
+    rows = {("c31_loss", 0): {"cpu": point(2.5, PARTLY), "cpu15k": point(7.0, PARTLY)},
+            ("c31_loss", 1): {"cpu": point(0.8, NOT_REPRODUCED), "cpu15k": point(2.1, PARTLY)},
+            ("c31_eos", 0): {"cpu": point(0.7)}, ("c31_beta", 0): {"cpu": point(1.5), "cpu_w4": point(1.4)}}
+    cells = scale.scale_cells(rows)
+    assert cells["c31_loss"] == "**changes**: by decades: no at 1/8, 2,500 steps, partly at 1/8, 15,000 steps"
+    assert cells["c31_eos"] == "judged at 1/8, 2,500 steps only"
+    assert cells["c31_beta"] == "same at 1/8, 2,500 steps; 1/4, 2,500 steps"

@@ -323,3 +323,17 @@ def schedule_section(number: str, judged: Judged, seeds: Sequence[int], store: R
                 "published build then shows them here.")
     return (f"`{long_budget}` has recorded this section's runs; this page shows `{judged.budget}` because its budget "
             "parameter asks for it (`best` shows the paper's schedule).")
+
+
+def scale_cells(rows: Mapping[tuple[str, int], Mapping[str, Point]]) -> dict[str, str]:
+    """rule key -> a table cell saying whether its verdict changes with scale, over every rung that judged it."""
+    changes, out = changes_with_scale(rows), {}
+    for key in dict.fromkeys(k for k, _ in rows):
+        budgets = [b for b in SCALE_BUDGETS if any(b in row for (k, _), row in rows.items() if k == key)]
+        if key in changes:
+            out[key] = f"**changes**: {changes[key]}"
+        elif len(budgets) > 1:
+            out[key] = "same at " + "; ".join(label(b) for b in budgets)
+        else:
+            out[key] = f"judged at {label(budgets[0])} only"
+    return out
