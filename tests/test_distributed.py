@@ -110,12 +110,20 @@ def test_part_iv_runs_carry_its_probes_and_the_paper_runs_keep_their_configs():
 
 
 def test_book_configs_of_a_budget_restricted_to_sections():
-    """cpu15k records Section 2.1 only: its five VGG runs at the paper's 15,000 steps."""
+    """cpu15k records the VGG runs of its sections at the paper's 15,000 steps; their DLN runs are the cpu budget's
+    records (one DLN run at every budget with its settings); --sections narrows them further."""
     from bnrepro.sections import SECTIONS
 
     configs = book_configs("cpu15k", [0], "cifar10")
-    assert [(c.model, c.norm, c.lr) for c in configs] == [("vgg16", s.norm, s.lr) for s in SECTIONS["2.1"].specs]
-    assert {(c.steps, c.budget, c.data) for c in configs} == {(15_000, "cpu15k", "cifar10")}
+    vgg = [c for c in configs if c.model != "dln"]
+    wanted = {(s.norm, s.lr) for n in ("2.1", "2.2", "3.1", "3.3", "IV.1") for s in SECTIONS[n].specs if s.model == "vgg"}
+    assert {(c.norm, c.lr) for c in vgg} == wanted and len(vgg) == len(wanted)
+    assert {(c.steps, c.budget, c.data) for c in vgg} == {(15_000, "cpu15k", "cifar10")}
+    assert {c.budget for c in configs if c.model == "dln"} == {"cpu"}
+    only = book_configs("cpu15k", [0], "cifar10", ["2.1"])
+    assert [(c.model, c.norm, c.lr) for c in only] == [("vgg16", s.norm, s.lr) for s in SECTIONS["2.1"].specs]
+    with pytest.raises(ValueError, match="has no section 4"):
+        book_configs("cpu15k", [0], "cifar10", ["4"])
 
 
 def test_budget_sections_exist():
