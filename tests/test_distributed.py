@@ -290,6 +290,7 @@ def test_old_ray_sessions_are_pruned(tmp_path):
 
 # --- the Ray path ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ray_runs_equal_sequential_runs(tmp_path, short_cache):
     """On a local Ray (2 CPUs): the data travels through the object store, each record equals the sequential
     run's bit for bit, a raising run is reported with its traceback, and Ray's files are under cache/ray/."""
@@ -405,15 +406,16 @@ def kill_a_running_task(groups: set[int], proc: subprocess.Popen, after: float =
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_two_node_cluster_survives_a_killed_worker(two_node_cluster, tmp_path):
-    """`book-runs --address` on two nodes computes the smoke budget's runs although one worker is killed
-    mid-run: every record exists once and equals the sequential run's bit for bit."""
+    """`book-runs --address` on two nodes computes Section 2.1's smoke runs (five VGG runs) although one worker is
+    killed mid-run: every record exists once and equals the sequential run's bit for bit."""
     address, groups = two_node_cluster
     store = RunStore(tmp_path / "records")
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "bnrepro", "book-runs", "--budget", "smoke", "--seeds", "0",
-                             "--address", address, "--records", str(store.root)],
+                             "--sections", "2.1", "--address", address, "--records", str(store.root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # with the cluster's token
     try:
@@ -425,8 +427,8 @@ def test_two_node_cluster_survives_a_killed_worker(two_node_cluster, tmp_path):
     t_cluster = time.perf_counter() - t0
     assert proc.returncode == 0, err
     assert killed, "no run was going when the test looked for one to kill"
-    configs = book_configs("smoke", [0], "synthetic")
-    assert stored_files(store) == expected_files(store, configs)
+    configs = book_configs("smoke", [0], "synthetic", ["2.1"])
+    assert len(configs) == 5 and stored_files(store) == expected_files(store, configs)
     for c in configs:
         assert out.count(store.path(c.to_dict(), "").name) == 1, out
     t0 = time.perf_counter()
@@ -444,6 +446,7 @@ def bench_ray(*argv: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
 
 
+@pytest.mark.slow
 def test_bench_ray_runs_at_a_tiny_size(short_cache):
     r = bench_ray("--budget", "smoke", "--fraction", "0.07", "--workers", "2", "--threads", "1")
     assert r.returncode == 0, r.stderr
