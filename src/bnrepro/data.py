@@ -220,8 +220,8 @@ def _layout(path: Path, origin: str, download: bool) -> str:
     if download and not path.is_file():
         return "download"
     if not path.exists():
-        raise DataError(f"data location {path}{origin} does not exist; {HOW} (or --download to fetch canonical "
-                        f"CIFAR-10 through torchvision)")
+        raise DataError(f"data location {path}{origin} does not exist; {HOW} (`train --download` fetches "
+                        f"canonical CIFAR-10 through torchvision)")
     found = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() else "a file of unknown type"
     raise DataError(f"data location {path}{origin} has no train/ and test/ folders and no {BATCHES} "
                     f"(found: {found}); {HOW}")
