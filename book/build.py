@@ -44,7 +44,7 @@ import nbformat
 import papermill
 import yaml
 
-from bnrepro.cli import add_compute_options, book_runs
+from bnrepro.cli import add_compute_options, book_runs, check_device, given_data
 from bnrepro.plan import to_compute
 from bnrepro.records import RunStore
 from bnrepro.report import citation_authors
@@ -212,6 +212,11 @@ def main() -> None:
     ap.add_argument("--chapters", help="comma-separated chapter names (e.g. sec21_ics_performance): run only these")
     add_compute_options(ap)
     args = ap.parse_args()
+    try:  # a --device this machine lacks or a --data that is not there fails now, in one line, not in a chapter
+        check_device(args.device)
+        given_data(args.data)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     params = {"budget": args.budget, "device": args.device}
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar reaches a page (the kernels inherit this)
     if os.environ.get("BNREPRO_DATA"):  # the kernels run inside the staging copy: pass an absolute path on

@@ -278,6 +278,36 @@ def test_ctrl_c_cancels_and_leaves_no_partial_record(tmp_path, monkeypatch, caps
     assert stored_files(store) == expected_files(store, configs[:1])
 
 
+def test_a_killed_process_leaves_no_lock_that_blocks_or_stays(tmp_path):
+    """SIGKILL a process holding a record's lock: the lock dies with it (the next process takes it at once and
+    removes the file on release), and the next compute() removes such files of its budgets; a live lock stays."""
+    store = RunStore(tmp_path)
+    cfg, live = tiny(DLN_BN), tiny(DLN_STD)
+    lock = RecordLock(store, cfg)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from bnrepro.experiments import RecordLock; "
+         "RecordLock(path=Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(600)", str(lock.path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert not lock.acquire(wait=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock.path.exists() and lock.acquire(wait=False)
+    lock.release()
+    assert not lock.path.exists()
+
+    held = RecordLock(store, live)
+    assert held.acquire(wait=False)
+    stale = RecordLock(store, cfg).path
+    stale.touch()  # as a killed process leaves it
+    assert compute([cfg], "synthetic", store=store, workers=1) == []
+    assert not stale.exists() and held.path.exists()
+    held.release()
+    assert stored_files(store) == expected_files(store, [cfg])
+
+
 def test_old_ray_sessions_are_pruned(tmp_path):
     for i in range(5):
         d = tmp_path / f"session_{i}"

@@ -80,7 +80,31 @@ def test_budgets_markdown_has_a_column_per_budget_and_a_row_per_setting():
     row = next(line for line in lines if line.startswith("| `vgg_steps` |"))
     assert row == "| `vgg_steps` | " + " | ".join(str(BUDGETS[b].vgg_steps) for b in BUDGET_ORDER) + " |"
     for b in BUDGET_ORDER:
-        assert f"- `{b}`: {BUDGETS[b].description}" in lines
+        assert any(line.startswith(f"- `{b}`: {BUDGETS[b].description}. Its ") for line in lines), b
+
+
+def test_recorded_cost_adds_up_the_book_s_records_at_each_seed(tmp_path):
+    """Every book run at the budget and a seed that has records, the wall times added up per seed and in all, and
+    the devices counted; a budget with no records says so."""
+    import numpy as np
+
+    from bnrepro.plan import book_configs
+    from bnrepro.records import RunRecord, RunStore
+
+    store = RunStore(tmp_path)
+    cpu = {"device": "cpu", "device_name": "CPU", "threads": 1}
+    gpu = {"device": "cuda:0", "device_name": "NVIDIA H200"}
+    seed0, seed1 = book_configs("cpu", [0], "cifar10"), book_configs("cpu", [1], "cifar10")
+    recorded = [(c, cpu, 60.0) for c in seed0] + [(seed1[0], gpu, 30.0), (seed1[1], cpu, 30.0)]
+    for cfg, env, wall in recorded:
+        store.save(RunRecord(cfg.to_dict(), env, "completed", {"wall_time_s": wall}, {"x": np.zeros(1)}))
+    n = len(seed0)
+    assert report.recorded_cost("cpu", store) == (
+        f"Its recorded runs took, in training wall time: seed 0: {n} of {n} runs, {report.duration(60 * n)}; "
+        f"seed 1: 2 of {len(seed1)} runs, 60 s; {report.duration(60 * n + 60)} in all ({n + 1} runs on one CPU "
+        f"thread and 1 run on NVIDIA H200).")
+    assert report.recorded_cost("paper", store) == "Its runs are not recorded here."
+    assert [report.duration(s) for s in (59, 5399, 5400)] == ["59 s", "90 min", "1.5 h"]
 
 
 def record(env: dict, **config):

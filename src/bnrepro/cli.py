@@ -6,19 +6,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import plan, results, window
+import torch
+
+from . import plan, records, results, window
 from .budgets import BUDGET_NAMES, get_budget
-from .data import load_cifar10
+from .data import check_location, load_cifar10
 from .distributed import GPUS_PER_RUN, RayStartError, compute
 from .experiments import get_or_train
 from .models import NORMS, RESNET_BLOCKS, VGG_CONFIGS
 from .records import RunStore
-from .specs import Spec, data_kind, data_location, data_root, make_config, run_name
+from .specs import Spec, data_kind, make_config, run_name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when present; default)")
     t.add_argument("--force", action="store_true", help="retrain even if a stored record exists")
     t.add_argument("--records", default=None, help="record store folder (default: $BNREPRO_RECORDS or ./records)")
+    add_modified_option(t)
 
     r = sub.add_parser("book-runs", help="compute every run the book needs at a budget (stored ones are skipped)",
                        description="Compute every run the book's chapters need at a budget that is not stored yet, "
@@ -78,8 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_modified_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-modified", action="store_true",
+                   help="train records although src/ has uncommitted changes (refused otherwise at every budget but "
+                        "smoke, so that each record names the commit that made it)")
+
+
 def add_compute_options(p: argparse.ArgumentParser) -> None:
-    """The options of `bnrepro.distributed.compute` (shared with book/build.py)."""
+    """The options of `bnrepro.distributed.compute` and --allow-modified (shared with book/build.py)."""
+    add_modified_option(p)
+
     p.add_argument("--workers", type=int, default=None,
                    help="runs at once on the local Ray this command starts (default: one per core); 1 trains one "
                         "after another in this process, without Ray (for debugging)")
@@ -106,21 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     store = RunStore(args.records)
     try:
         if args.command == "train":
-            budget = get_budget(args.budget)
-            model = args.model or "vgg"
-            lr = args.lr if args.lr is not None else (1e-6 if model == "dln" else 0.1)
-            root = "gaussian" if model == "dln" else data_root(args.data, budget)
-            if args.download:
-                load_cifar10(root, download=True)
-            kind = model if model == "dln" or model in RESNET_BLOCKS else "vgg"
-            cfg = make_config(Spec(kind, args.norm, lr), budget, args.seed, data_kind(root))
-            if kind == "vgg" and args.model:
-                cfg = dataclasses.replace(cfg, model=args.model)
-            if args.steps is not None:
-                cfg = dataclasses.replace(cfg, steps=args.steps)
-            rec = get_or_train(cfg, root, device=args.device, store=store, force=args.force, progress=True)
-            print(json.dumps({"record": str(store.path(rec.config)), "status": rec.status,
-                              **rec.summary}, indent=1))
+            train_command(args, store)
         else:
             sections = args.sections.split(",") if args.sections else None
             return book_runs(args.budget, parse_seeds(args.seeds), args.data, store, args, force=args.force,
@@ -129,6 +128,83 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def train_command(args: argparse.Namespace, store) -> None:
+    """`train`: load the run's stored record or train and store it; print its summary as JSON on stdout and on
+    stderr which of the two it did."""
+    budget = get_budget(args.budget)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be a positive number, got {args.lr:g}")
+    check_device(args.device)
+    data = given_data(args.data)
+    if args.download:
+        if not data:
+            raise ValueError("--download needs --data PATH: the folder to download CIFAR-10 into")
+        load_cifar10(data, download=True)
+    model = args.model or "vgg"
+    lr = args.lr if args.lr is not None else (1e-6 if model == "dln" else 0.1)
+    root = "gaussian" if model == "dln" else data or budget.default_data
+    kind = model if model == "dln" or model in RESNET_BLOCKS else "vgg"
+    cfg = make_config(Spec(kind, args.norm, lr), budget, args.seed, data_kind(root) if root else "cifar10")
+    if kind == "vgg" and args.model:
+        cfg = dataclasses.replace(cfg, model=args.model)
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, steps=args.steps)
+    path = store.path(cfg.to_dict())
+    stored = not args.force and path.exists()
+    if not stored:
+        if not root:
+            raise ValueError(f"the {budget.name} budget trains on CIFAR-10 and this run is not stored yet: pass "
+                             f"--data PATH or set BNREPRO_DATA ({DATA_FORMS})")
+        check_source(budget.name, args.allow_modified)
+    rec = get_or_train(cfg, root, device=args.device, store=store, force=args.force, progress=True)
+    if stored:
+        print(f"loaded the stored record {path} (nothing trained; --force retrains it)", file=sys.stderr)
+    else:
+        print(f"trained the run ({rec.status}, {rec.summary['wall_time_s']:.1f} s) and stored {path}", file=sys.stderr)
+    print(json.dumps({"record": str(path), "status": rec.status, **rec.summary}, indent=1))
+
+
+DATA_FORMS = "a cifar-10-batches-py folder, an image-folder directory or .tar.gz, or 'synthetic'"
+DEVICES = "cpu, cuda, cuda:N or auto"
+
+
+def given_data(data: str | None) -> str | None:
+    """The data location the command was given (--data, else BNREPRO_DATA; None if neither), checked as far as can
+    be without reading it: an error names the option it came from."""
+    origin = "--data" if data else "BNREPRO_DATA"
+    data = data or os.environ.get("BNREPRO_DATA") or None
+    if data:
+        check_location(data, f" (from {origin})")
+    return data
+
+
+def check_device(device: str, local: bool = True) -> None:
+    """A one-line error for a --device that is not one of DEVICES, or (when `local`, the device being this
+    machine's) a CUDA device this machine lacks."""
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if device in ("auto", "cpu") or (m and not local):
+        return
+    if not m:
+        raise ValueError(f"--device {device!r} is not a device: choose {DEVICES}")
+    n = torch.cuda.device_count()
+    if n == 0:
+        raise ValueError(f"--device {device}: no CUDA device here; use --device cpu (or auto)")
+    if m[1] is not None and int(m[1]) >= n:
+        raise ValueError(f"--device {device}: this machine has {n} CUDA device{'s' if n > 1 else ''} (cuda:0"
+                         + (f" to cuda:{n - 1})" if n > 1 else ")"))
+
+
+def check_source(budget: str, allow_modified: bool) -> None:
+    """Refuse to train records of `budget` (any but smoke, whose records are not committed) from a source tree with
+    uncommitted changes, unless `allow_modified`: every committed record names the commit that made it."""
+    if budget != "smoke" and not allow_modified and records.git_state()[1]:
+        raise ValueError(f"src/ has uncommitted changes (git status -- src), and a {budget} record names the commit "
+                         "that made it: commit them first, or pass --allow-modified to train anyway (the records "
+                         "then name the commit as modified)")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -142,9 +218,17 @@ def book_runs(budget: str, seeds: list[int], data: str | None, store, args: argp
               force: bool = False, sections: list[str] | None = None) -> int:
     """Compute the book's missing runs at `budget` (all of them if `force`) with the options of
     `add_compute_options` and `--device` in `args`; the exit status: 0, 1 if runs failed (named on stderr), 130 if
-    interrupted."""
-    root = data_location(data, get_budget(budget))
-    configs = plan.book_configs(budget, seeds, data_kind(str(root)) if root else "cifar10", sections)
+    interrupted. Bad input (no data where CIFAR-10 runs are missing, a bad --device, src/ modified) raises
+    ValueError naming the option."""
+    check_device(args.device, local=not (args.address or os.environ.get("RAY_ADDRESS")))
+    root = given_data(data) or get_budget(budget).default_data
+    configs = plan.book_configs(budget, seeds, data_kind(root) if root else "cifar10", sections)
+    todo = [c for c in configs if force or not store.path(c.to_dict()).exists()]
+    if any(not c.is_dln for c in todo) and not root:
+        raise ValueError(f"the {budget} budget trains on CIFAR-10 and {sum(not c.is_dln for c in todo)} of its runs "
+                         f"are not stored yet: pass --data PATH or set BNREPRO_DATA ({DATA_FORMS})")
+    if todo:
+        check_source(budget, args.allow_modified)
     try:
         failed = compute(configs, root, store=store, force=force, device=args.device, workers=args.workers,
                          address=args.address, gpus_per_run=args.gpus_per_run)

@@ -95,6 +95,8 @@ def compute(configs: Sequence[RunConfig], data: str | None = None, *, store: Run
                          "has its own size: drop --workers, or use --workers 1 to run without Ray")
     print(f"{len(configs) - len(todo)} of {len(configs)} runs are stored under {store.root}; "
           f"computing {len(todo)}", flush=True)
+    for budget in {c.budget for c in configs}:  # lock files of killed processes: harmless, but they look alive
+        RecordLock.remove_stale(store.root / budget)
     if not todo:
         return []
     todo.sort(key=_work, reverse=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from pathlib import Path
 
 from .budgets import get_budget
 from .records import RunRecord, RunStore, default_cache_dir
@@ -52,12 +53,23 @@ class RecordLock:
     """The lock of one record: an exclusive `flock` on `<record>.lock` beside it, the file removed on release.
 
     Whoever holds it is the one process computing and saving that record; re-check the store after taking it.
-    `with RecordLock(store, cfg):` waits for it.
+    `with RecordLock(store, cfg):` waits for it. The lock dies with its process: a killed process leaves only the
+    empty file, which blocks nobody; the next process to take that lock removes it, and `remove_stale` removes every
+    such file of a folder.
     """
 
-    def __init__(self, store: RunStore, cfg: RunConfig):
-        self.path = store.path(cfg.to_dict(), ".lock")
+    def __init__(self, store: RunStore | None = None, cfg: RunConfig | None = None, *, path: Path | None = None):
+        """The lock of `cfg`'s record in `store`, or the lock file at `path`."""
+        self.path = path or store.path(cfg.to_dict(), ".lock")
         self._fd: int | None = None
+
+    @classmethod
+    def remove_stale(cls, folder: Path) -> None:
+        """Remove the lock files in `folder` that no live process holds (left by killed processes)."""
+        for path in folder.glob("*.lock"):
+            lock = cls(path=path)
+            if lock.acquire(wait=False):
+                lock.release()
 
     def acquire(self, wait: bool = True) -> bool:
         """Take the lock (waiting for it if `wait`); False if another process holds it and `wait` is False."""

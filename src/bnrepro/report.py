@@ -6,7 +6,9 @@ The claims themselves, with the rules that judge them, live in their section's m
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -15,6 +17,7 @@ import yaml
 
 from .budgets import BUDGET_ORDER, BUDGETS, Budget, get_budget, width_fraction
 from .claims import NEAR, Judged, _cell, claim_details, mark_verdicts, prose_list, short_verdict
+from .plan import book_configs
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
 from .specs import DLN_LOSS_SCALE, Spec, make_config
@@ -73,13 +76,68 @@ def status_markdown(by_section: dict[str, Judged]) -> str:
     return "\n".join(rows)
 
 
-def budgets_markdown() -> str:
-    """Every budget's settings side by side, read from `bnrepro.budgets`, then each budget's description."""
+def budgets_markdown(store: RunStore | None = None) -> str:
+    """Every budget's settings side by side, read from `bnrepro.budgets`, then each budget's description and what
+    its recorded runs cost (`recorded_cost`)."""
     names = [f.name for f in fields(Budget) if f.name not in ("name", "description")]
     rows = ["| setting | " + " | ".join(f"`{b}`" for b in BUDGET_ORDER) + " |", "|---" * (len(BUDGET_ORDER) + 1) + "|"]
     rows += [f"| `{n}` | " + " | ".join(str(getattr(BUDGETS[b], n)) for b in BUDGET_ORDER) + " |" for n in names]
-    rows += ["", *(f"- `{b}`: {BUDGETS[b].description}" for b in BUDGET_ORDER)]
+    rows += ["", *(f"- `{b}`: {BUDGETS[b].description}. {recorded_cost(b, store)}" for b in BUDGET_ORDER)]
     return "\n".join(rows)
+
+
+def duration(seconds: float) -> str:
+    """A wall time in the unit a reader would use: s, min or h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def _trained_on(meta: dict) -> str:
+    """The device a record names, in words: a GPU's name, or a CPU and its threads."""
+    env = meta["env"]
+    if env["device"].startswith("cuda"):
+        return env["device_name"]
+    threads = env.get("threads")
+    if not threads:
+        return "a CPU whose thread count was not recorded"
+    return "one CPU thread" if threads == 1 else f"{threads} CPU threads"
+
+
+def recorded_cost(budget: str, store: RunStore | None = None) -> str:
+    """What the book's runs at `budget` cost, from the records' wall times (each summed over the run's resumptions):
+    at each seed that has records, how many of the book's runs are recorded and their total time, then the total
+    and the devices that trained them. The smoke budget's runs are those on synthetic data."""
+    store = store or RunStore()
+    seeds = sorted({json.loads(p.read_text())["config"]["seed"] for p in (store.root / budget).glob("*.json")})
+    parts, total, devices = [], 0.0, Counter()
+    for seed in seeds:
+        configs = book_configs(budget, [seed], "synthetic" if budget == "smoke" else "cifar10")
+        metas = [json.loads(p.read_text()) for c in configs if (p := store.path(c.to_dict())).exists()]
+        wall = sum(m["summary"]["wall_time_s"] for m in metas)
+        parts.append(f"seed {seed}: {len(metas)} of {len(configs)} runs, {duration(wall)}")
+        total += wall
+        devices.update(map(_trained_on, metas))
+    if not parts:
+        return "Its runs are not recorded here."
+    on = prose_list([f"{n} run{'s' if n > 1 else ''} on {d}" for d, n in devices.most_common()])
+    return f"Its recorded runs took, in training wall time: {'; '.join(parts)}; {duration(total)} in all ({on})."
+
+
+def data_sources_markdown(store: RunStore | None = None) -> str:
+    """Which CIFAR-10 copies the stored records were trained on: each data source and content fingerprint the VGG
+    and ResNet records name, with their budgets and how many records name it."""
+    store = store or RunStore()
+    seen: dict[tuple[str, str], Counter] = {}
+    for path in sorted(store.root.glob("*/*.json")):
+        meta = json.loads(path.read_text())
+        if meta["config"]["model"] != "dln":
+            key = (meta["summary"].get("data_source", NOT_RECORDED), meta["summary"].get("data_fingerprint", NOT_RECORDED))
+            seen.setdefault(key, Counter())[meta["config"]["budget"]] += 1
+    rows = ["| Data source | Fingerprint | Records |", "|---|---|---|"]
+    rows += [f"| {source} | `{fp}` | " + ", ".join(f"{n} at `{b}`" for b, n in budgets.items()) + " |"
+             for (source, fp), budgets in seen.items()]
+    return "\n".join(rows) if seen else "No CIFAR-10 record is stored here."
 
 
 def glue_setup(judged: Judged, data_source: str) -> None:
