@@ -111,6 +111,12 @@ BUDGET_ORDER = ("smoke", "cpu", "cpu15k", "paper")
 LADDER = ("cpu_w16", "cpu", "cpu_w4", "paper")
 #: Every budget name a command accepts.
 BUDGET_NAMES = tuple(BUDGETS)
+#: The most a committed record of each budget may weigh, its .npz and .json together, in MB (tests/test_records.py):
+#: a little over the largest kind of record the budget makes in the record format (`bnrepro.records.FORMAT`). cpu:
+#: a DLN run of Part IV's sweep (its per-step residuals, 1.0 MB); cpu15k and paper: a 15,000-step VGG with per-step
+#: activations (1.1 MB) or Part IV's per-step weight quantities (about 1.3 MB); the ladder: a 2,500-step VGG with
+#: activations (0.3 MB); smoke: tiny runs, never committed.
+RECORD_MB = {"smoke": 0.1, "cpu": 1.1, "cpu15k": 1.4, "cpu_w16": 0.4, "cpu_w4": 0.4, "paper": 1.4}
 
 _DLN_FIELDS = ("dln_steps", "dln_samples", "dln_probe_every")
 

@@ -79,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--check", type=Path, metavar="FILE",
                      help="exit 1 with a diff when FILE's table (e.g. README.md) differs from the records")
     out.add_argument("--write", type=Path, metavar="FILE", help="replace the table between FILE's results markers")
+
+    c = sub.add_parser("compact-records", help="convert stored records to the record format, in place",
+                       description="Rewrite every stored record that is not in the record format (bnrepro.records: "
+                                   "each array at the precision and sampling its readers need) in place, nothing "
+                                   "retrained; records in it already are left as they are, so a second run changes "
+                                   "nothing.")
+    c.add_argument("--records", default=None, help="record store folder (default: $BNREPRO_RECORDS or ./records)")
+    c.add_argument("--budget", default=None, choices=BUDGET_NAMES, help="only this budget's records (default: all)")
     window.add_parsers(sub)  # window, unpack
     return p
 
@@ -116,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    if args.command == "compact-records":
+        done = RunStore(args.records).compact_all(args.budget)
+        before, after = (sum(d[i] for d in done) / 1e6 for i in (1, 2))
+        print(f"compacted {len(done)} record(s): {before:.1f} MB -> {after:.1f} MB" if done else
+              "every record is compact already")
+        return 0
     store = RunStore(args.records)
     try:
         if args.command == "train":

@@ -82,14 +82,23 @@ POINTS = {"post": ("act_quantiles", "act_moments", "after its normalisation"),
           "pre": ("act_pre_quantiles", "act_pre_moments", "before its normalisation")}
 
 
+def activation(rec: RunRecord, point: str, kind: str) -> np.ndarray:
+    """The followed units' "quantiles" ([probe step, layer, q]) or "moments" ([step, layer, (mean, var)]) at `point`:
+    "post" (the normalisation's output) or "pre" (its input, the conv/linear output; a standard network's is its
+    "post", which its stored record keeps alone)."""
+    name = POINTS[point][("quantiles", "moments").index(kind)]
+    if name not in rec.arrays and point == "pre" and rec.config["norm"] == "none":
+        name = POINTS["post"][("quantiles", "moments").index(kind)]
+    if name not in rec.arrays:
+        raise ValueError(f"this record has no {point!r} activation {kind}: a record keeps them only on the runs whose "
+                         "readers read them (bnrepro.records.ACTIVATIONS), and older records predate them; list the "
+                         "run there and retrain it with force=True (python -m bnrepro train --force ...)")
+    return rec[name]
+
+
 def activation_arrays(rec: RunRecord, point: str = "post") -> tuple[np.ndarray, np.ndarray]:
-    """(quantiles [probe step, layer, q], moments [step, layer, (mean, var)]) of the followed units at `point`:
-    "post" (the normalisation's output) or "pre" (its input, the conv/linear output)."""
-    q, m, _ = POINTS[point]
-    if q not in rec.arrays:
-        raise ValueError(f"this record has no {point!r} activations (it predates them): retrain it with force=True "
-                         "(python -m bnrepro train --force ...)")
-    return rec[q], rec[m]
+    """(quantiles, moments) of the followed units at `point` (see `activation`)."""
+    return activation(rec, point, "quantiles"), activation(rec, point, "moments")
 
 
 def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int = 12,
@@ -98,7 +107,7 @@ def ridge(ax, rec: RunRecord, layer: int, upto: int | None = None, n_lines: int 
     bottom), `n_lines` of them spread over training or, with `at`, the recorded steps nearest those, up to step
     `upto` (inclusive); the newest line shown is drawn darker."""
     k = list(rec["act_layers"]).index(layer)
-    steps, qs = rec["act_step"], activation_arrays(rec, point)[0][:, k, :]
+    steps, qs = rec["act_step"], activation(rec, point, "quantiles")[:, k, :]
     keep = np.isfinite(qs).all(axis=1)
     steps, qs = steps[keep], qs[keep]
     if at is not None:
@@ -143,7 +152,7 @@ def distributions_figure(runs: Sequence[RunRecord], layers: Sequence[int], upto:
         row.suptitle(f"{label(r)}{where}", fontsize=10)
         for j, (layer, ax) in enumerate(zip(layers, row.subplots(1, len(layers), squeeze=False)[0])):
             k = list(r["act_layers"]).index(layer)
-            qs = activation_arrays(r, point)[0][:, k, :]
+            qs = activation(r, point, "quantiles")[:, k, :]
             finite = qs[np.isfinite(qs).all(axis=1)]
             if len(finite) == 0:
                 ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)

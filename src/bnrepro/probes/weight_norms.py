@@ -6,6 +6,10 @@ grows, and the effective learning rate lr / ||W||^2 falls. `WeightNormRecorder` 
 and ||grad_W L||^2 of every training step for every paper layer's conv/linear weight, and
 `scale_invariance_residuals` checks the identity on a record.
 
+A record straight from `train` holds those float64 norms; a stored one holds what the readers read of them
+(`bnrepro.records.FORMAT`): the residuals of the layers a normalisation follows, the gradient growth and the step-0
+gradients. `residuals`, `gradient_growth` and `initial_grad_sq_norms` read either.
+
 Two things keep the identity from holding to the last bit in a real run: BatchNorm's eps (it divides by
 sqrt(var + eps), so <grad_W L, W> is of the order eps / var rather than 0) and the rounding of the update in the
 weights' dtype. The layers without a normalisation after them (VGG's classifier, the DLN's last map, every layer of
@@ -48,9 +52,47 @@ def scale_invariance_residuals(record) -> np.ndarray:
     exactly -cos(W_t, g_t): 0 for a scale-invariant weight, up to rounding and BatchNorm's eps (see the module
     docstring), and of order one where the identity fails. NaN where the gradient is zero.
     """
-    if "weight_sq_norm" not in record.arrays:
-        raise ValueError("the record has no weight norms: train it with RunConfig(weight_norms=True)")
     lr = record.config["lr"]
-    w, g = record["weight_sq_norm"], record["weight_grad_sq_norm"]
+    w, g = _norms(record, "weight norms")
     with np.errstate(divide="ignore", invalid="ignore"):
         return (w[1:] - w[:-1] - lr ** 2 * g[:-1]) / (2 * lr * np.sqrt(w[:-1] * g[:-1]))
+
+
+def _norms(record, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 (||W_t||^2, ||grad_W L||^2) of a record straight from `train`, or an error naming `what` is
+    missing."""
+    if "weight_grad_sq_norm" not in record.arrays:
+        raise ValueError(f"the record has no {what}: train it with RunConfig(weight_norms=True) (a stored record "
+                         "keeps them where bnrepro.records.FORMAT says)")
+    return record["weight_sq_norm"], record["weight_grad_sq_norm"]
+
+
+def residuals(record) -> np.ndarray:
+    """`scale_invariance_residuals` of every layer but the output layer (the layers a normalisation follows in a BN
+    network; the output layer feeds none), [step t, layer]: stored (`weight_residual`) or from the norms."""
+    if "weight_residual" in record.arrays:
+        return record["weight_residual"]
+    return scale_invariance_residuals(record)[:, :-1]
+
+
+def growth(norms: np.ndarray) -> np.ndarray:
+    """The first layer's gradient norm ÷ the last normalised layer's (the one before the output layer, which no
+    normalisation follows), over the last axis (the layers)."""
+    norms = np.asarray(norms, float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a diverged run's
+        return norms[..., 0] / norms[..., -2]
+
+
+def gradient_growth(record) -> np.ndarray:
+    """`growth` of the weight-gradient norms at every step: stored (`weight_grad_growth`) or from the norms."""
+    if "weight_grad_growth" in record.arrays:
+        return record["weight_grad_growth"]
+    return growth(np.sqrt(_norms(record, "weight-gradient norms")[1]))
+
+
+def initial_grad_sq_norms(record) -> np.ndarray:
+    """||grad_W L||^2 of every layer at step 0, on the run's first batch: stored (`init_grad_sq_norm`) or from the
+    norms."""
+    if "init_grad_sq_norm" in record.arrays:
+        return record["init_grad_sq_norm"]
+    return _norms(record, "weight-gradient norms")[1][0]

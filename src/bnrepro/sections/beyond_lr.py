@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..claims import TRAINS_ACC, Check, Judgement, Rule, Runs, Section, grade, not_testable, prose_list
 from ..figures import COLORS, MODEL_NAMES, SHORT_NAMES, smooth
 from ..plotting import FOREGROUND, WIDTH
-from ..probes.weight_norms import scale_invariance_residuals
+from ..probes.weight_norms import residuals
 from ..records import RunRecord
 from ..specs import DLN_LOSS_SCALE, SWEEP_LRS, Spec
 from .sec31 import LRS as PAPER_LRS
@@ -280,9 +280,9 @@ GAP = Rule(
 
 
 def scale_residual(rec: RunRecord) -> float:
-    """Median |residual| of ||W_{t+1}||^2 = ||W_t||^2 + LR^2 ||g_t||^2 (`scale_invariance_residuals`, i.e. |cos(W, g)|)
-    over steps and the layers that feed a normalisation (all but the last)."""
-    res = np.abs(scale_invariance_residuals(rec)[:, :-1])
+    """Median |residual| of ||W_{t+1}||^2 = ||W_t||^2 + LR^2 ||g_t||^2 (`probes.weight_norms.residuals`, i.e.
+    |cos(W, g)|) over steps and the layers that feed a normalisation (all but the last)."""
+    res = np.abs(residuals(rec))
     return float(np.nanmedian(res)) if rec.status != "diverged" else float("nan")
 
 
@@ -468,8 +468,8 @@ def effective_lr_figure(runs: Runs) -> Figure:
         for n in NORMS:
             for lr in SWEEP_LRS[m]:
                 rec = runs[m, n, lr]
-                if "weight_sq_norm" in rec.arrays and rec.status != "diverged":
-                    res = np.abs(scale_invariance_residuals(rec)[:, :-1])
+                if rec.config.get("weight_norms") and rec.status != "diverged":
+                    res = np.abs(residuals(rec))
                     y = smooth(np.nanmedian(res, axis=1), 25)
                     axes[1].plot(np.arange(len(y)) / len(y), y, color=COLORS[n], lw=0.8,
                                  ls="-" if m == "vgg" else "--", alpha=0.8)

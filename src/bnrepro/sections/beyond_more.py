@@ -36,6 +36,7 @@ from ..plotting import FOREGROUND, WIDTH
 from ..probes import ProbeContext
 from ..probes.init_grads import init_gradient_norms
 from ..probes.landscape import VGG_GRID, measure_landscape
+from ..probes.weight_norms import gradient_growth, growth, initial_grad_sq_norms
 from ..records import RunRecord, environment
 from ..specs import (DLN_LOSS_SCALE, PART4_PROBES, SWEEP_LRS, Spec, data_kind, data_location, data_root, load_data,
                      make_config)
@@ -211,22 +212,13 @@ def init_gradients(budget: str, seeds: Sequence[int], batches: int = 4, data: st
 
 def step0_gradients(rec: RunRecord) -> np.ndarray:
     """||grad_W L|| of every layer at step 0 as the run recorded it (`weight_norms`), on its own first batch."""
-    if "weight_grad_sq_norm" not in rec.arrays:
-        raise ValueError("the record has no weight norms: train it with RunConfig(weight_norms=True)")
-    return np.sqrt(rec["weight_grad_sq_norm"][0].astype(float))
+    return np.sqrt(initial_grad_sq_norms(rec).astype(float))
 
 
 def recorded_init_gradients(by_seed: Mapping[int, Runs]) -> dict[tuple[str, str], np.ndarray]:
     """`init_gradients`' arrays from the runs' recorded step-0 gradients: one batch per seed (the run's own)."""
     return {(m, n): np.stack([step0_gradients(runs[m, n, lr])[None] for runs in by_seed.values()])
             for m, lr in INIT_RUNS.items() for n in NORMS}
-
-
-def growth(norms: np.ndarray) -> np.ndarray:
-    """The first layer's gradient norm ÷ the last normalised layer's (the one before the output layer, which no
-    normalisation follows), over the last axis (the layers)."""
-    norms = np.asarray(norms, float)
-    return norms[..., 0] / norms[..., -2]
 
 
 def excess(grads: Mapping[tuple[str, str], np.ndarray], model: str) -> dict[str, float]:
@@ -287,8 +279,8 @@ def init_figure(grads: Mapping[tuple[str, str], np.ndarray], title: str | None =
 
 def growth_series(rec: RunRecord) -> tuple[np.ndarray, np.ndarray]:
     """(steps, `growth` at each step) from the gradients the run recorded at every step (`weight_norms`)."""
-    g = np.sqrt(rec["weight_grad_sq_norm"].astype(float))
-    return np.arange(len(g)), growth(g)
+    g = gradient_growth(rec).astype(float)
+    return np.arange(len(g)), g
 
 
 def late_growth(rec: RunRecord) -> float:

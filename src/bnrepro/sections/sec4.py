@@ -21,7 +21,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from .. import theory as T
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
-from ..figures import COLORS, distributions_figure, label
+from ..figures import COLORS, activation, distributions_figure, label
 from ..plotting import FOREGROUND, WIDTH
 from ..models import build_model, dln_data
 from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
@@ -228,7 +228,7 @@ def figure_9(std: RunRecord, bn: RunRecord, layers: Sequence[int] = DLN_ACT_LAYE
 
 def unit_std(rec: RunRecord) -> np.ndarray:
     """The pre-normalisation standard deviation of each followed unit at every step, [step, followed layer]."""
-    return np.sqrt(rec["act_pre_moments"][:, :, 1].astype(float))
+    return np.sqrt(activation(rec, "pre", "moments")[:, :, 1].astype(float))
 
 
 # --- the trained networks -------------------------------------------------------------------------------------------
