@@ -65,8 +65,9 @@ BUDGETS: dict[str, Budget] = {
     ),
     "cpu15k": Budget(
         name="cpu15k",
-        description="the paper's schedule on a CPU, for Section 2.1: the cpu budget's VGG-16 at 1/8 width trained "
-                    "15,000 steps at batch 128 as the paper does (about 16-27 min of one CPU thread per run)",
+        description="the paper's schedule on a CPU, for the VGG runs of Sections 2.1, 2.2, 3.1, 3.3 and Part IV.1: "
+                    "the cpu budget's VGG-16 at 1/8 width trained 15,000 steps at batch 128 as the paper does; what "
+                    "its runs cost is added up from their records in the setup appendix",
         vgg_arch="vgg16", vgg_width=1 / 8, vgg_steps=15_000, vgg_batch_size=128,
         # probes every 250 steps: Figure 1c's step labels 2,000, 6,000, 10,000 and 14,000 are among them
         eval_every=500, test_limit=None, train_limit=None, vgg_probe_every=250,
