@@ -12,7 +12,7 @@ button that saves its source as a file (for a notebook page: the executed .ipynb
 1280-px window could not read or cite: a figure whose smallest text shows under MIN_TEXT_PX (its PNG's legibility
 record, bnrepro.plotting, scaled by the width the page draws it at), whose legend lies on data, or that carries no
 such record (not drawn through bnrepro.plotting); a table wider than the text column (clipped); a heading numbered
-twice ("7.2. 2. ..."); TeX left as plain text outside MathJax; a claims table whose verdicts are not marked, or a
+twice ("7.2. 2. ..."); TeX left as plain text outside MathJax; a verdict not marked (claims tables, bold prose), or a
 chapter without its opening summary box; a footer that does not name CITATION.cff's authors. Every page is checked
 in the light and in the dark theme; --screenshots saves every page, after its sliders moved, in both.
 """
@@ -36,6 +36,7 @@ from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 from bnrepro.plotting import MIN_TEXT_PX, contrast_ratio, read_legibility
+from bnrepro.claims import VERDICTS
 from bnrepro.report import citation_authors
 
 BOOK = Path(__file__).resolve().parent
@@ -70,18 +71,20 @@ def serve(root: Path) -> str:
 
 
 def move_sliders(page: Page, area_class: str = "widget-subarea") -> tuple[list[str], int]:
-    """Press ArrowRight on every widget slider; each must change the image shown beside it, in the same element of
-    class `area_class` (the static page's widget area; a JupyterLab output). (problems, moved)"""
+    """Press ArrowRight on every widget slider (ArrowLeft on one that opens on its last frame); each must change the
+    image shown beside it, in the same element of class `area_class` (the static page's widget area; a JupyterLab
+    output). (problems, moved)"""
     problems, moved = [], 0
     for i, slider in enumerate(page.locator(f".{area_class} .widget-slider").all()):
         area = slider.locator(f"xpath=ancestor::div[contains(@class, '{area_class}')][1]")
         shown = "a => { const i = [...a.querySelectorAll('img')].find(i => i.offsetParent !== null); return i && i.src }"
         before, readout = area.evaluate(shown), slider.locator(".widget-readout").inner_text()
         handle = slider.locator(".noUi-handle")
-        if handle.get_attribute("aria-valuemax") == handle.get_attribute("aria-valuenow"):
+        at = [handle.get_attribute(f"aria-value{k}") for k in ("min", "now", "max")]
+        if at[0] == at[2]:
             continue  # a single frame: nothing to move
         handle.focus()
-        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowLeft" if at[1] == at[2] else "ArrowRight")
         try:
             area.evaluate(f"(a, before) => new Promise((ok, fail) => {{ const t0 = Date.now(); (function poll() {{"
                           f" const src = ({shown})(a); if (src && src !== before) ok(); else if (Date.now() - t0 > 5000)"
@@ -163,15 +166,16 @@ PROSE_JS = """() => { const skip = 'code, pre, script, style, mjx-container, .Ma
 
 def words_and_tables(page: Page, rel: str) -> list[str]:
     """What a reader cites: every table fits the text column (its right edge within the article's), no heading is
-    numbered twice, no TeX is left as plain text, every claims table marks its verdicts
-    (bnrepro.claims.mark_verdicts), a chapter opens with its summary box, and the footer names CITATION.cff's
-    authors."""
+    numbered twice, no TeX is left as plain text, every verdict is marked (the claims tables' by
+    bnrepro.claims.mark_verdicts, the prose's bold ones by book/_static/bnrepro.js), a chapter opens with its summary
+    box, and the footer names CITATION.cff's authors."""
     problems = []
     widths = page.evaluate("() => { const a = document.querySelector('article.bd-article'); if (!a) return [];"
-                           " const edge = a.getBoundingClientRect().right - parseFloat(getComputedStyle(a).paddingRight);"
-                           " return [...a.querySelectorAll('table')].map(t => [t.rows[0] ? t.rows[0].innerText"
-                           ".replace(/\\s+/g, ' ').slice(0, 60) : '', t.getBoundingClientRect().right - edge]); }")
-    problems += [f"table {head!r} runs {over:.0f} px past the text column (clipped)" for head, over in widths if over > 1]
+                           " const edge = a.getBoundingClientRect().right - parseFloat(getComputedStyle(a)"
+                           ".paddingRight); return [...a.querySelectorAll('table')].map(t => [t.rows[0] ? t.rows[0]"
+                           ".innerText.replace(/\\s+/g, ' ').slice(0, 60) : '', t.getBoundingClientRect().right - edge]); }")
+    problems += [f"table {head!r} runs {over:.0f} px past the text column (clipped)" for head, over in widths
+                 if over > 1]
     for heading in page.eval_on_selector_all("article h1, article h2, article h3, article h4",
                                              "hs => hs.map(h => h.innerText.replace('#', '').trim())"):
         if re.match(r"^(\d+\.)+\s+\d+[.)]\s", heading):  # "7.2. 2. ...": the book's number, then the text's
@@ -186,6 +190,10 @@ def words_and_tables(page: Page, rel: str) -> list[str]:
                              "'.verdict')).map(r => r.cells[0].innerText.slice(0, 60)); })")
     problems += [f"claims table row {row!r}: its verdict is not marked (bnrepro.claims.mark_verdicts)"
                  for row in unmarked]
+    bold = page.evaluate("words => [...document.querySelectorAll('article strong')].filter(b => !b.querySelector("
+                         "'.verdict') && words.some(w => b.innerText.includes(w))).map(b => b.innerText.slice(0, 60))",
+                         list(VERDICTS))
+    problems += [f"bold verdict {text!r} is not marked (book/_static/bnrepro.js)" for text in bold]
     if rel.startswith("chapters/") and not page.locator("article .admonition.tip .verdict").count():
         problems.append("the chapter does not open with its summary box (bnrepro.report.summary_box)")
     footer = page.locator("footer").all_inner_texts()

@@ -75,10 +75,11 @@ def test_claims_markdown_shows_the_first_seed_s_numbers_the_verdict_across_seeds
     assert rule == "rule text<details><summary>why</summary>the reason</details> |"
     headline, seeds = verdict.split("<details>")
     assert headline == ('**<span class="verdict verdict-reproduced">reproduced</span> at 1, <span class="verdict '
-                        'verdict-partly">partly reproduced</span> at 1 of 2 seeds (near a threshold at seed 1)**')
-    assert seeds == ('<summary>each seed</summary>Seed 0: <span class="verdict verdict-reproduced">reproduced</span><br>'
-                     'Seed 1: <span class="verdict verdict-partly">partly reproduced</span>; near its threshold: '
-                     'x 1.01 against 1</details>')
+                        'verdict-partly-reproduced">partly reproduced</span> at 1 of 2 seeds (near a threshold at '
+                        'seed 1)**')
+    assert seeds == ('<summary>each seed</summary>Seed 0: <span class="verdict verdict-reproduced">reproduced</span>'
+                     '<br>Seed 1: <span class="verdict verdict-partly-reproduced">partly reproduced</span>; near its '
+                     'threshold: x 1.01 against 1</details>')
 
 
 def test_rule_applies_measure_judge_and_describe():

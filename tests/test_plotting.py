@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bnrepro.plotting import FOREGROUND, contrast_ratio, fig_to_png, legibility, read_legibility, use_book_style
+from bnrepro.plotting import (FOREGROUND, SEQUENCE_CMAP, contrast_ratio, fig_to_png, legibility, read_legibility,
+                              use_book_style)
 
 # The page colours of the book's two themes, as book/check_site.py reads them from the built site.
 LIGHT_PAGE, DARK_PAGE = "#ffffff", "#121212"
@@ -24,6 +25,12 @@ def test_foreground_reads_on_both_pages():
     light, dark = contrast_ratio(FOREGROUND, LIGHT_PAGE), contrast_ratio(FOREGROUND, DARK_PAGE)
     assert light >= 4 and dark >= 4, (light, dark)
     assert abs(light / dark - 1) < 0.1, (light, dark)
+
+
+def test_every_sequence_colour_reads_on_both_pages():
+    colours = SEQUENCE_CMAP(np.linspace(0, 1, 50))[:, :3]
+    for page in (LIGHT_PAGE, DARK_PAGE):
+        assert min(contrast_ratio(c, page) for c in colours) >= 2, page
 
 
 def test_book_style_draws_text_in_the_foreground_on_no_background():

@@ -24,7 +24,7 @@ def by_section() -> dict[str, Judged]:
 def test_every_verdict_word_is_marked_with_its_own_class():
     marked = report.mark_verdicts(f"{REPRODUCED} at 1, {PARTLY} at 1, {NOT_REPRODUCED} at 1, {NOT_TESTABLE} at 1")
     assert marked == ('<span class="verdict verdict-reproduced">reproduced</span> at 1, '
-                      '<span class="verdict verdict-partly">partly reproduced</span> at 1, '
+                      '<span class="verdict verdict-partly-reproduced">partly reproduced</span> at 1, '
                       '<span class="verdict verdict-not-reproduced">not reproduced</span> at 1, '
                       '<span class="verdict verdict-not-testable">not testable</span> at 1')
     assert report.mark_verdicts("yes, partly, no") == "yes, partly, no"
@@ -32,16 +32,15 @@ def test_every_verdict_word_is_marked_with_its_own_class():
 
 def test_summary_box_lists_each_claim_with_its_verdict_and_the_details_behind_a_toggle():
     box = report.summary_box(by_section()["2.1"]).splitlines()
-    assert box[0].startswith("::::{admonition}") and box[1] == ":class: tip" and box[-1] == "::::"
+    assert box[0].startswith("::::{admonition}") and box[1] == ":class: tip" and box[-2:] == [":::", "::::"]
     assert "**cpu** budget, seeds 0, 1 and 2" in box[2]
-    claims = [line for line in box if line.startswith("- ")]
-    assert len(claims) == 2 and claims[0].startswith("- the paper's a | with a bar **")
+    toggle = box.index(":::{dropdown} What we measured, and the verdict at each seed")
+    claims, details = box[4:toggle - 1], box[toggle + 1:-2]
+    assert len(claims) == len(details) == 2 and claims[0].startswith("1. the paper's a | with a bar **")
     assert '<span class="verdict verdict-not-reproduced">not reproduced</span> at 1 of 3 seeds' in claims[1]
-    b = box[box.index(claims[1]):]
-    assert b[2] == "  :::{dropdown} Details" and b[-2] == "  :::"  # inside the list item, inside the box
-    assert "  We measured (seed 0): b0" in b
-    assert '  Seed 1: <span class="verdict verdict-partly">partly reproduced</span>; near its threshold: x 0.98 ' \
-           'against 1' in b
+    assert details[1].startswith("2. We measured (seed 0): b0<br>Seed 0: ")
+    assert ('<br>Seed 1: <span class="verdict verdict-partly-reproduced">partly reproduced</span>; near its threshold: '
+            'x 0.98 against 1<br>') in details[1]
 
 
 def test_seed_agreement_counts_claims_with_one_verdict_at_every_seed():

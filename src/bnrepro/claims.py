@@ -378,16 +378,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-#: The CSS class (book/_static/bnrepro.css: a colour each) of each verdict word on the site.
-VERDICT_CLASSES = {REPRODUCED: "reproduced", PARTLY: "partly", NOT_REPRODUCED: "not-reproduced",
-                   NOT_TESTABLE: "not-testable"}
 _VERDICT_WORDS = re.compile("|".join(re.escape(v) for v in sorted(VERDICTS, key=len, reverse=True)))
 
 
 def mark_verdicts(text: str) -> str:
-    """`text` with each verdict word in a span of its class ("verdict verdict-partly"): coloured on the site, the
-    word kept, so that verdicts can be scanned by colour and read without it."""
-    return _VERDICT_WORDS.sub(lambda m: f'<span class="verdict verdict-{VERDICT_CLASSES[m[0]]}">{m[0]}</span>', text)
+    """`text` with each verdict word in a span of its class, the word hyphenated ("verdict verdict-partly-reproduced";
+    book/_static/bnrepro.css gives each a colour, bnrepro.js marks the prose's bold verdicts alike): coloured on the
+    site, the word kept, so that verdicts can be scanned by colour and read without it."""
+    return _VERDICT_WORDS.sub(lambda m: f'<span class="verdict verdict-{m[0].replace(" ", "-")}">{m[0]}</span>', text)
 
 
 def claim_details(judged: Judged, i: int) -> list[str]:

@@ -40,6 +40,10 @@ BOOK_STYLE = {
     "legend.frameon": False,
 }
 
+#: A sequence of colours (e.g. layers, learning rates): viridis without its darkest and palest ends, so that every
+#: colour reads on the light and the dark page alike (contrast at least 2:1 on both, as tab:orange on white).
+SEQUENCE_CMAP = matplotlib.colors.ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.2, 0.75, 256)),
+                                                 "book_viridis")
 #: The width (inches) of a figure the book shows at its own size: at 100 dpi, the text column of a 1280-px window
 #: (about 690 CSS px). A wider figure is scaled down, its text with it.
 WIDTH = 6.8

@@ -163,17 +163,16 @@ def glue_setup(judged: Judged, data_source: str) -> None:
 
 
 def summary_box(judged: Judged) -> str:
-    """The box a chapter opens with (MyST): each claim of the paper in one line with its verdict across seeds, and
-    behind a toggle the details (`claim_details`)."""
-    items = []
-    for i, c in enumerate(judged.first):
-        details = "\n\n".join(f"  {mark_verdicts(line)}" for line in claim_details(judged, i))
-        items.append(f"- {c.paper} **{mark_verdicts(judged.headline(i))}**\n\n  :::{{dropdown}} Details\n"
-                     f"{details}\n  :::")
+    """The box a chapter opens with (MyST): the paper's claims, numbered, each with its verdict across seeds, then
+    behind one toggle what stands behind each verdict (`claim_details`)."""
+    claims = [f"{i + 1}. {c.paper} **{mark_verdicts(judged.headline(i))}**" for i, c in enumerate(judged.first)]
+    details = [f"{i + 1}. " + "<br>".join(mark_verdicts(line) for line in claim_details(judged, i))
+               for i in range(len(judged.first))]
     return ("::::{admonition} In short: the paper's claims and our verdicts\n:class: tip\n"
             f"Judged at the **{judged.budget}** budget, seed{'s' if len(judged.seeds) > 1 else ''} "
-            f"{prose_list([str(s) for s in judged.seeds])}; the rules and our numbers are in the table at the end of "
-            "the page.\n\n" + "\n".join(items) + "\n::::")
+            f"{prose_list([str(s) for s in judged.seeds])}; the rules are in the table at the end of the page.\n\n"
+            + "\n".join(claims) + "\n\n:::{dropdown} What we measured, and the verdict at each seed\n"
+            + "\n".join(details) + "\n:::\n::::")
 
 
 NOT_RECORDED = "not recorded"  # what records written before a field existed show for it

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..claims import TRAINS_ACC, Check, Judgement, Rule, Runs, Section, grade, not_testable, prose_list
 from ..figures import COLORS, MODEL_NAMES, SHORT_NAMES, smooth
-from ..plotting import FOREGROUND, WIDTH
+from ..plotting import FOREGROUND, SEQUENCE_CMAP, WIDTH
 from ..probes.weight_norms import residuals
 from ..records import RunRecord
 from ..specs import DLN_LOSS_SCALE, SWEEP_LRS, Spec
@@ -451,14 +451,14 @@ def effective_lr_figure(runs: Runs) -> Figure:
     range) over training, per LR (top); and the identity's residual |cos(W, g)| for BN and standard (bottom); each
     key beside its panel."""
     fig, axes = plt.subplots(2, 1, figsize=(WIDTH, 6.4), layout="constrained")
-    cmap = plt.get_cmap("viridis")
+    cmap = SEQUENCE_CMAP
     for i, lr in enumerate(SWEEP_LRS["vgg"]):
         rec = runs["vgg", "batch", lr]
         if "weight_sq_norm" not in rec.arrays or rec.status == "diverged":
             continue
         eff = lr / rec["weight_sq_norm"][:, :-1]
         steps = np.arange(len(eff))
-        color = cmap(0.85 * i / max(len(SWEEP_LRS["vgg"]) - 1, 1))  # viridis' last yellow is pale on a light page
+        color = cmap(i / max(len(SWEEP_LRS["vgg"]) - 1, 1))
         axes[0].plot(steps, np.median(eff, axis=1), color=color, lw=1.2, label=f"LR {lr:g}")
         axes[0].fill_between(steps, eff.min(1), eff.max(1), color=color, alpha=0.15, lw=0)
     axes[0].set(yscale="log", xlabel="training steps", ylabel="LR / ‖W‖²",

@@ -60,14 +60,14 @@ def landscape_figure(runs: Sequence[RunRecord], title: str | None = None) -> Fig
     log_all = runs[0].config["model"] == "dln"
     fig, grid = plt.subplots(2, 2, figsize=(WIDTH, 5.6), layout="constrained")
     axes, key = grid.ravel()[:3], grid[1][1]
+    handles = []
     for r, lw in zip(runs, np.linspace(1 + 0.5 * (len(runs) - 1), 1, len(runs))):
         m, color = measures(r), COLORS[r.config["norm"]]
         for ax, lo, hi in ((axes[0], "loss_lo", "loss_hi"), (axes[1], "gd_lo", "gd_hi")):
-            ax.fill_between(m["step"], m[lo], m[hi], color=color, alpha=0.35, lw=0,
-                            label=label(r) if ax is axes[0] else None)
+            band = ax.fill_between(m["step"], m[lo], m[hi], color=color, alpha=0.35, lw=0)
             ax.plot(m["step"], m[hi], color=color, lw=0.6 * lw)
             ax.plot(m["step"], m[lo], color=color, lw=0.6 * lw)
-        axes[2].plot(m["step"], m["beta"], color=color, lw=lw)
+        handles.append((band, *axes[2].plot(m["step"], m["beta"], color=color, lw=lw)))
     axes[0].set(yscale="log", title="(a) loss landscape", ylabel="loss along the gradient")
     axes[1].set(title="(b) gradient predictiveness", ylabel="‖∇L(w) − ∇L(w − η∇L)‖₂")
     axes[2].set(title="(c) effective β-smoothness", ylabel="gradient change / distance (max over η)")
@@ -76,7 +76,7 @@ def landscape_figure(runs: Sequence[RunRecord], title: str | None = None) -> Fig
         if log_all:
             ax.set_yscale("log")
     key.set_axis_off()
-    key.legend(*axes[0].get_legend_handles_labels(), loc="center")
+    key.legend(handles, [label(r) for r in runs], loc="center")  # each run's band with its line
     if title:
         fig.suptitle(title)
     return fig

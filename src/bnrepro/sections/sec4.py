@@ -22,7 +22,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from .. import theory as T
 from ..claims import Check, Judgement, Rule, Runs, Section, any_of, grade
 from ..figures import COLORS, activation, distributions_figure, label
-from ..plotting import FOREGROUND, WIDTH
+from ..plotting import FOREGROUND, SEQUENCE_CMAP, WIDTH
 from ..models import build_model, dln_data
 from ..probes.bn_theory import LAYER_QUANTITIES, UNIT_QUANTITIES
 from ..records import RunRecord
@@ -374,7 +374,7 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
     projections keep (medians over layers)."""
     steps, unit, layer = probe_arrays(rec)
     n = layer["scale"].shape[1]
-    colors = plt.cm.viridis(np.linspace(0, 0.9, n))
+    colors = SEQUENCE_CMAP(np.linspace(0, 1, n))
     fig, axes = plt.subplots(3, 2, figsize=(WIDTH, 8.6), sharex=True, layout="constrained")
     panels = [(axes[0, 0], unit["gamma_over_sigma"][:, :, 1], "(a) γ/σ (median over units)", True),
               (axes[0, 1], layer["removed_mean"], "(b) fraction of ‖ĝ‖² along 1", True),
@@ -400,7 +400,7 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
     for bottom in axes[-1]:
         bottom.set_xlabel("training steps")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)
-    sm = plt.cm.ScalarMappable(cmap=plt.cm.viridis, norm=plt.Normalize(1, n / 0.9))
+    sm = plt.cm.ScalarMappable(cmap=SEQUENCE_CMAP, norm=plt.Normalize(1, n))
     fig.colorbar(sm, ax=axes.ravel().tolist(), label="BatchNorm layer", shrink=0.5, ticks=[1, n])
     fig.suptitle(title or label(rec))
     return fig
