@@ -1,7 +1,11 @@
 """The record format (bnrepro.records): what a stored record keeps of a run's arrays, that every reader reads the
-same numbers from it as from the run itself, and that records stored before it convert in place once."""
+same numbers from it as from the run itself, that records stored before it convert in place once, and that every
+committed record is in it and within its budget's bound."""
 
+import json
+import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +20,7 @@ from bnrepro.records import FORMAT, RunRecord, RunStore, _is_compact, compact
 from bnrepro.sections import beyond_lr, beyond_more, sec4
 from bnrepro.train import RunConfig, train
 
+ROOT = Path(__file__).resolve().parents[1]
 PROBES = dict(weight_norms=True, curvature_iters=2, random_dirs=1, budget="test")
 
 
@@ -126,8 +131,36 @@ def test_old_records_convert_in_place_once(runs, stored, tmp_path, capsys):
     assert store.compact_all() == []
 
 
+@pytest.fixture(scope="module")
+def committed() -> list[Path]:
+    """The checkout's tracked records (their JSON files)."""
+    out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "records/*/*.json"], capture_output=True, text=True)
+    if out.returncode != 0 or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: no committed records to check")
+    return [ROOT / p for p in out.stdout.split() if (ROOT / p).is_file()]
+
+
 def test_every_budget_states_its_record_bound():
     assert RECORD_MB.keys() == BUDGETS.keys() and all(v > 0 for v in RECORD_MB.values())
+
+
+def test_committed_records_are_within_their_budgets_bound(committed):
+    size = {p: (p.stat().st_size + p.with_suffix(".npz").stat().st_size) / 1e6 for p in committed}
+    big = {p: mb for p, mb in size.items() if mb > RECORD_MB[p.parent.name]}
+    assert not big, (f"{len(big)} records over their budget's bound (bnrepro.budgets.RECORD_MB), e.g. " +
+                     "; ".join(f"{p.parent.name}/{p.stem}: {mb:.2f} MB" for p, mb in list(big.items())[:5]))
+
+
+def test_committed_records_are_in_the_record_format(committed):
+    stale = []
+    for p in committed:
+        config = json.loads(p.read_text())["config"]
+        with np.load(p.with_suffix(".npz"), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if not _is_compact(p.with_suffix(".npz"), config, arrays):
+            stale.append(p.stem)
+    assert not stale, (f"{len(stale)} records not in the record format (convert them with `python -m bnrepro "
+                       f"compact-records`), e.g. {stale[:5]}")
 
 
 def test_a_stored_record_is_an_npz_numpy_reads(runs, tmp_path):

@@ -1,6 +1,7 @@
 """The repository holds code, the book and the run records, and no data: no tracked file is a data set (CIFAR-10 in
-any form, an archive, a decoded cache), a checkpoint or a wheel. Skipped outside a git checkout, where nothing is
-tracked."""
+any form, an archive, a decoded cache), a checkpoint or a wheel, none is over 2 MB, and the tracked tree stays small
+enough that a GPU job's copy of it fits beside the CIFAR-10 archive (the copy is refused above 64 MiB; the archive
+is 19.4 MB). Skipped outside a git checkout, where nothing is tracked."""
 
 import re
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+MB = 1_000_000
+LARGEST_FILE_MB = 2
+TREE_MB = 40
 #: Endings of archives, arrays, pickles, checkpoints and wheels: data or build products, never source.
 DATA_ENDINGS = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".zip", ".gz", ".xz", ".bz2", ".7z", ".npy", ".npz",
                 ".pt", ".pth", ".ckpt", ".safetensors", ".pkl", ".pickle", ".h5", ".hdf5", ".parquet", ".arrow",
@@ -56,6 +60,21 @@ def test_no_tracked_file_is_data(tracked):
     found = {p: why for p in tracked if (why := data_reason(p))}
     assert not found, ("tracked data (remove it with `git rm --cached`, keep it outside the repository and ignore its "
                        "folder in .gitignore): " + "; ".join(f"{p}: {why}" for p, why in found.items()))
+
+
+def test_no_tracked_file_is_over_2_mb(tracked):
+    big = {p: (ROOT / p).stat().st_size / MB for p in tracked}
+    big = {p: s for p, s in big.items() if s > LARGEST_FILE_MB}
+    assert not big, (f"tracked files over {LARGEST_FILE_MB} MB (a record: convert it with `python -m bnrepro "
+                     "compact-records`): " + "; ".join(f"{p}: {s:.1f} MB" for p, s in big.items()))
+
+
+def test_the_tracked_tree_fits_beside_the_data_on_a_gpu_job(tracked):
+    total = sum((ROOT / p).stat().st_size for p in tracked) / MB
+    assert total <= TREE_MB, (f"the tracked files weigh {total:.1f} MB, over {TREE_MB} MB: a GPU job receives them "
+                              "with the CIFAR-10 archive (19.4 MB) and is refused above 64 MiB; records/ is most of "
+                              "it (`python -m bnrepro compact-records`, and the per-record bounds in "
+                              "bnrepro.budgets.RECORD_MB)")
 
 
 @pytest.mark.parametrize("path,why", [
