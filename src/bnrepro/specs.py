@@ -55,7 +55,7 @@ def data_root(root: str | None, budget: Budget) -> str:
         raise ValueError(
             f"the {budget.name!r} budget trains on CIFAR-10 but no data location was given: pass data=PATH "
             "(--data PATH) or set BNREPRO_DATA to a cifar-10-batches-py folder, an image-folder directory or "
-            ".tar.gz (e.g. ../shared/data/cifar10-jpeg.tar.gz), or use data='synthetic'")
+            ".tar.gz, or use data='synthetic'")
     return str(root)
 
 
