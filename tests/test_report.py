@@ -67,8 +67,9 @@ def test_status_markdown_shows_each_claim_s_budget_and_verdict_across_seeds():
     lines = report.status_markdown(by_section()).splitlines()
     assert len(lines) == 2 + 3
     assert lines[2] == ("| [2.1](/chapters/sec21_performance.ipynb) | the paper's a \\| with a bar | cpu "
-                        "| **reproduced at 3 of 3 seeds** |")
-    assert lines[4].endswith("| paper | **partly reproduced at 1 of 1 seed** |")
+                        '| **<span class="verdict verdict-reproduced">reproduced</span> at 3 of 3 seeds** |')
+    assert lines[4].endswith('| paper | **<span class="verdict verdict-partly-reproduced">partly reproduced</span> at 1 '
+                             'of 1 seed** |')
 
 
 def test_budgets_markdown_has_a_column_per_budget_and_a_row_per_setting():

@@ -71,8 +71,8 @@ def status_markdown(by_section: dict[str, Judged]) -> str:
     the seeds judged."""
     rows = ["| Section | Claim | Budget | Verdict |", "|---|---|---|---|"]
     for number, judged in by_section.items():
-        rows += [f"| {_section_link(number)} | {_cell(c.paper)} | {judged.budget} | **{judged.headline(i)}** |"
-                 for i, c in enumerate(judged.first)]
+        rows += [f"| {_section_link(number)} | {_cell(c.paper)} | {judged.budget} | "
+                 f"**{mark_verdicts(_cell(judged.headline(i)))}** |" for i, c in enumerate(judged.first)]
     return "\n".join(rows)
 
 

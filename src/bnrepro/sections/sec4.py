@@ -392,9 +392,10 @@ def theory_figure(rec: RunRecord, title: str | None = None) -> Figure:
     axes[2, 0].axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     kept = 1 - layer["removed_mean"] - layer["removed_yhat"]
     ax = axes[2, 1]
-    for values, name, style in ((layer["scale"], "γ²/σ² scale", "-"), (kept, "kept by the projections", "--"),
-                                (layer["gain"], "gain (their product)", ":")):
-        ax.plot(steps, np.nanmedian(values, axis=1), style, color=COLORS["batch"], label=name)
+    lines = ((layer["scale"], "γ²/σ² scale", {"lw": 4, "alpha": 0.4}), (kept, "kept by the projections", {"ls": "--"}),
+             (layer["gain"], "gain (their product)", {"ls": ":", "lw": 2}))  # the gain shows on the scale's wide line
+    for values, name, style in lines:
+        ax.plot(steps, np.nanmedian(values, axis=1), color=COLORS["batch"], label=name, **style)
     ax.set(yscale="log", title="(f) gain = scale × kept\n(layer medians)")
     ax.axhline(1, color=FOREGROUND, lw=0.8, ls=":")
     for bottom in axes[-1]:
