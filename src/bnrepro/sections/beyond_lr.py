@@ -295,10 +295,10 @@ def _measure_scale(runs: Runs) -> dict[str, float]:
     return out
 
 
-SCALE = Rule(
+SCALE = Rule(  # the identity in three pieces of math: a table's narrow column can wrap between them
     "iv1_scale", "A weight feeding a BatchNorm layer is scale-invariant: under plain SGD "
-                 "$\\Vert W_{t+1}\\Vert^2 = \\Vert W_t\\Vert^2 + \\mathrm{LR}^2\\Vert\\nabla_W L\\Vert^2$ exactly, so the "
-                 "effective learning rate $\\mathrm{LR}/\\Vert W\\Vert^2$ falls as the norm grows.",
+                 "$\\Vert W_{t+1}\\Vert^2$ $= \\Vert W_t\\Vert^2$ $+ \\mathrm{LR}^2\\Vert\\nabla_W L\\Vert^2$ exactly, so "
+                 "the effective learning rate $\\mathrm{LR}/\\Vert W\\Vert^2$ falls as the norm grows.",
     "reproduced if the median $\\vert\\cos(W, \\nabla_W L)\\vert$ (the identity's residual, see `probes.weight_norms`) "
     "over steps and "
     "normalised layers is at most 1e-3 in every BN run with weight norms, and the standard network's smallest is 10 "
