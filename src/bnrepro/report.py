@@ -151,7 +151,7 @@ def glue_setup(judged: Judged, data_source: str) -> None:
     for name, value in {"budget": judged.budget, "arch": f"{b.vgg_arch.upper()} at width ×{b.vgg_width:g}",
                         "width_frac": width_fraction(b.vgg_width), "cpu_width_frac": width_fraction(cpu.vgg_width),
                         "weights_frac": width_fraction(b.vgg_width ** 2), "cpu_steps": f"{cpu.vgg_steps:,}",
-                        "paper_steps": f"{paper.vgg_steps:,}", "dln_loss_scale": f"{DLN_LOSS_SCALE:g}",
+                        "paper_steps": f"{paper.vgg_steps:,}", "lead_loss_scale": f"{DLN_LOSS_SCALE:g}",
                         "paper_epochs": f"{paper.vgg_steps * paper.vgg_batch_size / CIFAR10_TRAIN_IMAGES:.0f}",
                         "near_pct": f"{100 * NEAR:g}%",
                         "batch": b.vgg_batch_size, "vgg_steps": b.vgg_steps, "vgg_every": b.vgg_probe_every,
