@@ -79,7 +79,7 @@ DECIDING: dict[str, tuple[Deciding, ...]] = {
                                0.0, "the paper: ≈10^0", False),),
     "c22_larger": (Deciding("smallest VGG BN ÷ standard median ‖G−G′‖ at LR 0.1", lambda v: min(v["vgg_5_e1"],
                                                                                             v["vgg_10_e1"]),
-                            1.0, "the paper: similar or larger", sense=">="),),
+                            1 / 3, "the rule's bar for \"similar or larger\"", sense=">="),),
     "c31_loss": (
         Deciding("VGG standard ÷ BN loss-band width", lambda v: v["vgg_width_ratio"], 2.0,
                  "the rule's bar for \"far less\"", reading="absolute width", sense=">="),
