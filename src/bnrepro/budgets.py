@@ -9,7 +9,7 @@ appendix only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -74,26 +74,6 @@ BUDGETS: dict[str, Budget] = {
         dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
         default_data=None, sections=("2.1", "2.2", "3.1", "3.3", "IV.1"), resnet_width=1 / 2,
     ),
-    # The width ladder (scale appendix): the cpu budget's schedule and probes at other VGG widths; their sections'
-    # DLN runs are the cpu budget's records (`dln_home`). Widths 1/2 and 1 are read from `paper` where recorded.
-    "cpu_w16": Budget(
-        name="cpu_w16",
-        description="the width ladder's narrowest rung: the cpu budget's VGG-16 at 1/16 width (2,500 steps, probes "
-                    "every 50), the standard and BN networks of Sections 2.2 and 3.1",
-        vgg_arch="vgg16", vgg_width=1 / 16, vgg_steps=2500, vgg_batch_size=128,
-        eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
-        dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
-        default_data=None, sections=("2.2", "3.1"), resnet_width=1 / 2,
-    ),
-    "cpu_w4": Budget(
-        name="cpu_w4",
-        description="the width ladder's widest CPU rung: the cpu budget's VGG-16 at 1/4 width (2,500 steps, probes "
-                    "every 50), the standard and BN networks of Sections 2.2 and 3.1",
-        vgg_arch="vgg16", vgg_width=1 / 4, vgg_steps=2500, vgg_batch_size=128,
-        eval_every=250, test_limit=None, train_limit=None, vgg_probe_every=50,
-        dln_steps=10_000, dln_samples=1000, dln_probe_every=100,
-        default_data=None, sections=("2.2", "3.1"), resnet_width=1 / 2,
-    ),
     "paper": Budget(
         name="paper",
         description="the paper's setup (VGG-16 at full width, 15,000 steps; DLN 10,000 steps): needs a GPU",
@@ -104,6 +84,19 @@ BUDGETS: dict[str, Budget] = {
         precision="float32",  # the paper budget's one precision choice: strict float32 until GPU step times argue
     ),
 }
+
+
+def _ladder_rung(name: str, width: float, which: str) -> Budget:
+    """A rung of the width ladder (scale appendix): the cpu budget at another VGG width, for the standard and BN
+    networks of Sections 2.2 and 3.1; their DLN runs are the cpu budget's records (`dln_home`)."""
+    return replace(BUDGETS["cpu"], name=name, vgg_width=width, sections=("2.2", "3.1"),
+                   description=f"the width ladder's {which} rung: the cpu budget's VGG-16 at 1/{1 / width:.0f} width "
+                               "(2,500 steps, probes every 50), the standard and BN networks of Sections 2.2 and 3.1")
+
+
+# Widths 1/2 and 1 are read from `paper` where recorded.
+BUDGETS |= {"cpu_w16": _ladder_rung("cpu_w16", 1 / 16, "narrowest"),
+            "cpu_w4": _ladder_rung("cpu_w4", 1 / 4, "widest CPU")}
 
 #: Budgets from cheapest to most faithful; the book shows the highest one that has records.
 BUDGET_ORDER = ("smoke", "cpu", "cpu15k", "paper")
