@@ -34,6 +34,7 @@ def test_fig_to_png_is_a_transparent_png_and_closes_the_figure():
 
 
 def test_figure_slider_structure():
+    plt.close("all")  # figures other test files left open on this worker: the slider must close its own
     values = [0, 1, 2, 3, 4]
     box = figure_slider(_draw, values, description="k")
     slider, stack = box.children
