@@ -244,7 +244,6 @@ class Section:
     doc: str  # the chapter's path in the book, for links from the replication-status table
     specs: tuple[Spec, ...]
     rules: tuple[Rule, ...]
-    first_seed_only: bool = False  # judged at the figures' seed only (its probes are recorded there only)
     variants: bool = True  # its DLN runs also run under the other loss-scale readings and in float64 (`readings`)
 
     def __post_init__(self):

@@ -95,7 +95,7 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     if missing := unrecorded(section.specs, used, seeds[0], data, store):
         raise MissingRuns(missing, used, seeds, [number], data)
     runs = {s: recorded_runs(section.specs, used, s, data, store)
-            for s in (seeds[:1] if section.first_seed_only else seeds)}
+            for s in seeds}
     result = Judged.judge(section, used, {s: r for s, r in runs.items() if r is not None})
     if section.variants:
         result.variants = variants(result, data, store)
