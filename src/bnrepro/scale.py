@@ -236,13 +236,13 @@ def scale_figure(rows: Mapping[tuple[str, int], Mapping[str, Point]]) -> Figure:
                              squeeze=False, layout="constrained")
     for ax, ((key, k), row) in zip(axes.flat, rows.items()):
         d = DECIDING[key][k]
-        for steps, style in ((get_budget("cpu").vgg_steps, "o-"), (get_budget("paper").vgg_steps, "s--")):
+        for steps, style, color in ((get_budget("cpu").vgg_steps, "o-", "C0"), (get_budget("paper").vgg_steps, "s--", "C1")):
             bs = [b for b in SCALE_BUDGETS if b in row and get_budget(b).vgg_steps == steps]
             if not bs:
                 continue
             x = [get_budget(b).vgg_width for b in bs]
             y = [row[b].value for b in bs]
-            line, = ax.plot(x, y, style, lw=1, ms=4, label=f"{steps:,} steps", mfc="none")
+            line, = ax.plot(x, y, style, color=color, lw=1, ms=4, label=f"{steps:,} steps", mfc="none")
             filled = [(xi, yi) for xi, yi, b in zip(x, y, bs) if row[b].verdict == VERDICTS[0]]
             if filled:
                 ax.plot(*zip(*filled), style[0], color=line.get_color(), ms=4)
