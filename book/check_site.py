@@ -164,6 +164,16 @@ PROSE_JS = """() => { const skip = 'code, pre, script, style, mjx-container, .Ma
     return out; }"""
 
 
+# The summary box (a tip admonition with marked verdicts) comes before the page's first section heading, code cell and
+# prose paragraph: only the title and the italic line under it may precede it.
+OPENS_WITH_BOX_JS = """() => { const box = document.querySelector('article .admonition.tip');
+    if (!box || !box.querySelector('.verdict')) return false;
+    const first = [...document.querySelectorAll('article h2, article div.cell, article p')]
+        .find(e => !box.contains(e) && !(e.tagName === 'P' && e.children.length === 1 && e.firstElementChild.tagName
+            === 'EM' && e.innerText.trim() === e.firstElementChild.innerText.trim()));
+    return !first || !!(box.compareDocumentPosition(first) & Node.DOCUMENT_POSITION_FOLLOWING); }"""
+
+
 def words_and_tables(page: Page, rel: str) -> list[str]:
     """What a reader cites: every table fits the text column (its right edge within the article's), no heading is
     numbered twice, no TeX is left as plain text, every verdict is marked (the claims tables' by
@@ -194,8 +204,9 @@ def words_and_tables(page: Page, rel: str) -> list[str]:
                          "'.verdict') && words.some(w => b.innerText.includes(w))).map(b => b.innerText.slice(0, 60))",
                          list(VERDICTS))
     problems += [f"bold verdict {text!r} is not marked (book/_static/bnrepro.js)" for text in bold]
-    if rel.startswith("chapters/") and not page.locator("article .admonition.tip .verdict").count():
-        problems.append("the chapter does not open with its summary box (bnrepro.report.summary_box)")
+    if rel.startswith("chapters/") and not page.evaluate(OPENS_WITH_BOX_JS):
+        problems.append("the chapter does not open with its summary box (bnrepro.report.summary_box), before its "
+                        "first section, code cell and prose paragraph")
     footer = page.locator("footer").all_inner_texts()
     if not any(f"By {AUTHORS}" in text for text in footer):
         problems.append(f"the footer does not say 'By {AUTHORS}' (CITATION.cff's authors)")

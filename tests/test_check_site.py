@@ -45,7 +45,8 @@ def page_html(good: bool) -> str:
     script = f"<script>{(BOOK / '_static' / 'bnrepro.js').read_text()}</script>" if good else ""
     return f"""<html><head><style>img {{ max-width: 100% }}</style>{script}</head><body style="margin: 0">
 <div style="width: 1280px"><article class="bd-article" style="width: 600px; padding: 0 10px">
-<h1>2. Chapter</h1><h2>{"2.1. Random directions" if good else "2.1. 1. Random directions"}</h2>{box}
+<h1>2. Chapter</h1><p><em>Section 2 of the paper.</em></p>{box}
+<h2>{"2.1. Random directions" if good else "2.1. 1. Random directions"}</h2>
 <p>{"the norm $W$" if good else "the norm ||W_{t+1}||"} <code>act_layers_{{x}}</code>; the claim is
 <strong>partly reproduced at 2, not testable at 1 of 3 seeds</strong>.</p>
 <div class="cell_output"><img src="{img}"></div>
@@ -85,6 +86,15 @@ def test_the_site_script_marks_every_verdict_in_bold_prose(browser):
                      ["verdict verdict-not-testable", "not testable"]]
     words = re.search(r"VERDICT_WORDS = /\((.*)\)/", (BOOK / "_static" / "bnrepro.js").read_text())[1].split("|")
     assert words == sorted(VERDICTS, key=len, reverse=True)  # the script's words are the verdicts, longest first
+
+
+def test_a_summary_box_after_the_first_prose_is_named(browser):
+    page = browser.new_page()
+    page.set_content(page_html(good=True).replace("<p><em>Section 2 of the paper.</em></p>",
+                                                  "<p>Prose before the box.</p>"))
+    found = check_site.words_and_tables(page, "chapters/x.html")
+    page.close()
+    assert len(found) == 1 and "does not open with its summary box" in found[0]
 
 
 def test_every_reader_problem_is_named(browser):
