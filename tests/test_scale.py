@@ -45,10 +45,14 @@ def test_sentence_table_and_changes_from_points():
     rows = {("c31_loss", 1): {"cpu_w16": point(0.7, NOT_REPRODUCED), "cpu": point(0.8, NOT_REPRODUCED),
                               "cpu_w4": point(2.2, PARTLY), "cpu15k": point(0.9, NOT_REPRODUCED)}}
     text = scale.sentence("c31_loss", 1, rows["c31_loss", 1])
-    assert text.startswith("`c31_loss` (by decades), VGG standard ÷ BN loss-band height in decades: from width 1/16 "
-                           "to 1/4 it moves from 0.7 to 2.2, onto the paper's side of its bar (2)")
+    assert text.startswith("`c31_loss` (by decades), VGG standard ÷ BN loss-band height in decades: at widths 1/16, "
+                           "1/8 and 1/4 it is 0.7, 0.8 and 2.2: from 1/16 to 1/4, onto the paper's side of its bar (2);")
+    turning = dict(rows["c31_loss", 1], cpu=point(0.5, NOT_REPRODUCED))
+    assert "0.7, 0.5 and 2.2: from 1/16 to 1/4, onto the paper's side of its bar (2) (not steadily: it turns between)" \
+        in scale.sentence("c31_loss", 1, turning)
     assert "from 2,500 to 15,000 steps it moves from 0.8 to 0.9, below the paper's bar (2) at both" in text
-    assert "its verdict changes with scale: no at 1/16, 2,500 steps, no at 1/8, 2,500 steps, partly at 1/4" in text
+    assert ("its verdict changes with scale: not reproduced at 1/16, 2,500 steps, not reproduced at 1/8, 2,500 steps, "
+            "partly reproduced at 1/4") in text
     assert scale.changes_with_scale(rows) == {"c31_loss": "by decades: no at 1/16, 2,500 steps, no at 1/8, 2,500 "
                                                           "steps, partly at 1/4, 2,500 steps, no at 1/8, 15,000 steps"}
     lines = scale.table_markdown(rows).splitlines()
@@ -56,7 +60,7 @@ def test_sentence_table_and_changes_from_points():
                         "| 1/8, 15,000 steps |")
     assert lines[2].endswith("| 2 | 0.7 (no) | 0.8 (no) | 2.2 (partly) | 0.9 (no) |")
     one = scale.sentence("c22_larger", 0, {"cpu": point(1.2)})
-    assert "recorded at one budget only" in one and one.endswith("same wherever recorded (yes).")
+    assert "recorded at one budget only" in one and one.endswith("same wherever recorded (reproduced).")
     assert sum(ax.get_visible() for ax in scale.scale_figure(rows).axes) == 1
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .budgets import LADDER, get_budget, width_fraction
-from .claims import VERDICTS, Judged, short_verdict
+from .claims import VERDICTS, Judged, prose_list, short_verdict
 from .judge import load_section, unrecorded
 from .plan import book_runs_argv
 from .plotting import WIDTH
@@ -167,12 +167,12 @@ def towards(a: float, b: float, d: Deciding) -> str:
     if d.sense == ">=":
         above_a, above_b = a >= d.paper, b >= d.paper
         if above_a == above_b:
-            return f"{'above' if above_a else 'below'} the paper's bar ({d.paper:g}) at both"
-        return f"{'onto' if above_b else 'off'} the paper's side of its bar ({d.paper:g})"
+            return f"{'above' if above_a else 'below'} the paper's bar ({d.paper:.3g}) at both"
+        return f"{'onto' if above_b else 'off'} the paper's side of its bar ({d.paper:.3g})"
     da, db = distance(a, d), distance(b, d)
     if math.isclose(da, db, rel_tol=0.05, abs_tol=1e-12):
-        return f"about as far from the paper's {d.paper:g} as before"
-    return f"{'towards' if db < da else 'away from'} the paper's {d.paper:g}"
+        return f"about as far from the paper's {d.paper:.3g} as before"
+    return f"{'towards' if db < da else 'away from'} the paper's {d.paper:.3g}"
 
 
 def sentence(key: str, k: int, row: Mapping[str, Point]) -> str:
@@ -182,10 +182,13 @@ def sentence(key: str, k: int, row: Mapping[str, Point]) -> str:
     parts = []
     short = [b for b in LADDER if b in row and get_budget(b).vgg_steps == get_budget("cpu").vgg_steps]
     if len(short) >= 2:
-        a, b = row[short[0]], row[short[-1]]
-        parts.append(f"from width {width_fraction(get_budget(short[0]).vgg_width)} to "
-                     f"{width_fraction(get_budget(short[-1]).vgg_width)} it moves from {a.value:.3g} to {b.value:.3g}, "
-                     f"{towards(a.value, b.value, d)}")
+        values = [row[b].value for b in short]
+        widths = [width_fraction(get_budget(b).vgg_width) for b in short]
+        steps = np.diff(values)
+        steady = len(values) == 2 or bool(np.all(steps >= 0) or np.all(steps <= 0))
+        parts.append(f"at widths {prose_list(widths)} it is {prose_list([f'{v:.3g}' for v in values])}: from "
+                     f"{widths[0]} to {widths[-1]}, {towards(values[0], values[-1], d)}"
+                     + ("" if steady else " (not steadily: it turns between)"))
     if "cpu" in row and "cpu15k" in row:
         a, b = row["cpu"], row["cpu15k"]
         parts.append(f"from {get_budget('cpu').vgg_steps:,} to {get_budget('cpu15k').vgg_steps:,} steps it moves "
@@ -196,9 +199,8 @@ def sentence(key: str, k: int, row: Mapping[str, Point]) -> str:
     changes = len(set(verdicts.values())) > 1
     reading = f" (by {d.reading})" if d.reading else ""
     body = "; ".join(parts) if parts else "recorded at one budget only, so nothing can be said about scale yet"
-    verdict = ("its verdict changes with scale: " + ", ".join(f"{short_verdict(v)} at {label(b)}"
-                                                               for b, v in verdicts.items())
-               if changes else f"its verdict is the same wherever recorded ({short_verdict(next(iter(verdicts.values())))})")
+    verdict = ("its verdict changes with scale: " + ", ".join(f"{v} at {label(b)}" for b, v in verdicts.items())
+               if changes else f"its verdict is the same wherever recorded ({next(iter(verdicts.values()))})")
     return f"`{key}`{reading}, {d.what}: {body}; {verdict}."
 
 
@@ -223,7 +225,7 @@ def table_markdown(rows: Mapping[tuple[str, int], Mapping[str, Point]]) -> str:
         d = DECIDING[key][k]
         cells = [f"{row[b].value:.3g} ({short_verdict(row[b].verdict)})" if b in row else "—" for b in budgets]
         what = d.what + (f" (by {d.reading})" if d.reading else "")
-        out.append(f"| `{key}` | {what} | {d.paper:g} | " + " | ".join(cells) + " |")
+        out.append(f"| `{key}` | {what} | {d.paper:.3g} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
