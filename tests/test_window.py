@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 import bnrepro.budgets as budgets
+import bnrepro.judge as judge
 import bnrepro.window as window
+from bnrepro.claims import claim_details
 from bnrepro.cli import main
-from bnrepro.plan import book_configs
+from bnrepro.plan import EVIDENCE_SECTIONS, book_configs, evidence_configs
 from bnrepro.records import RunStore
 from bnrepro.window import Costs, OutputFull, Packer, value_order
 
@@ -73,6 +75,51 @@ def test_the_window_trains_packs_and_unpacks_at_the_smoke_budget(tiny_smoke, tmp
     (tmp_path / "out" / "records-00.tar").unlink()
     assert run_window(tmp_path, "--limit-s", "300", "--skip-precisions") == 0
     assert "5 stored under" in capsys.readouterr().out.splitlines()[1]  # a rerun skips every stored run
+
+
+def test_the_precision_evidence_trains_after_the_first_seed_and_is_judged_beside_float32(tiny_smoke, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """The VGG runs of Sections 2.1 and 3.1 in bf16 (the CPU has bf16 autocast) come after seed 0's runs and before
+    seed 1's; their claims then carry both precisions' verdicts, and a page whose budget trains in bf16 says
+    whether bf16 changes any of them. The verdicts themselves are the tiny runs' and are not pinned."""
+    assert run_window(tmp_path, "--limit-s", "300", "--skip-precisions", "--seeds", "0,1", "--evidence-precision",
+                      "bf16", "--evidence-budget", "smoke", sections="2.1,3.1") == 0
+    started = [line for line in capsys.readouterr().out.splitlines() if line.startswith("start: ")]
+    evidence = [i for i, line in enumerate(started) if "(bf16, smoke)" in line]
+    seed1 = [i for i, line in enumerate(started) if "seed=1" in line]
+    assert len(evidence) == len(evidence_configs("bf16", [0], "synthetic", "smoke")) == 5
+    assert max(i for i, line in enumerate(started) if "seed=0" in line and i not in evidence) < min(evidence)
+    assert max(evidence) < min(seed1)
+    store = RunStore(tmp_path / "records")
+    assert all("-bf16-seed0-" in store.path(c.to_dict()).name for c in evidence_configs("bf16", [0], "synthetic",
+                                                                                         "smoke"))
+    for number in EVIDENCE_SECTIONS:
+        judged = judge.load_section(number, "smoke", [0, 1], store=store)
+        assert judged.precision and not judged.notice  # smoke trains in float32: nothing to say on its pages
+        for i, c in enumerate(judged.first):
+            assert set(judged.precision[c.key]) == {("float32", 0), ("bf16", 0)}  # evidence at seed 0 only
+            assert judged.precision[c.key]["float32", 0] == judged.claims[0][i].verdict
+            assert claim_details(judged, i)[-1].startswith("Training precision: with the VGG trained in bf16: ")
+
+    monkeypatch.setattr(judge, "EVIDENCE_BUDGET", "smoke")
+    monkeypatch.setitem(budgets.BUDGETS, "cpu15k", dataclasses.replace(budgets.get_budget("cpu15k"),
+                                                                       precision="bf16"))
+    notice = judge.precision_notice("cpu15k", [0], store=store)
+    assert notice.startswith("This page's runs train in bf16 autocast (probes in strict float32). Trained so at the "
+                             "smoke budget, Sections 2.1 and 3.1 give ")
+    assert "the strict float32 verdict for all" in notice or "another verdict than in strict float32 for " in notice
+    empty = judge.precision_notice("cpu15k", [0], store=RunStore(tmp_path / "none"))
+    assert "not measured yet: `python -m bnrepro window --evidence-precision bf16`" in empty
+
+
+def test_the_precision_evidence_refuses_what_it_cannot_compare(tiny_smoke, tmp_path, capsys):
+    assert run_window(tmp_path, "--limit-s", "60", "--evidence-precision", "float32") == 2
+    assert "already have: name another (tf32, bf16) or none" in capsys.readouterr().err
+    assert run_window(tmp_path, "--limit-s", "60", "--evidence-precision", "bf16") == 2  # cpu: all of CIFAR-10
+    assert "another share of CIFAR-10 than the smoke budget's: choose an --evidence-budget" in capsys.readouterr().err
+    assert run_window(tmp_path, "--limit-s", "60", "--evidence-precision", "tf32", "--evidence-budget", "smoke",
+                      "--device", "cpu") == 2
+    assert "TF32 arithmetic of NVIDIA GPUs" in capsys.readouterr().err
 
 
 def test_a_run_its_measured_speed_says_cannot_finish_is_not_started(tiny_smoke, tmp_path, monkeypatch, capsys):

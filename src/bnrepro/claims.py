@@ -318,6 +318,9 @@ class Judged:
     runs: dict[int, Runs]  # seed -> runs
     claims: dict[int, list[Claim]]  # seed -> claims, in the section's rule order
     variants: dict[str, Variants] = field(default_factory=dict)  # claim key -> its DLN readings and float64
+    # claim key -> {(training precision, seed): verdict} where its VGG runs are recorded at another precision too
+    precision: dict[str, dict[tuple[str, int], str]] = field(default_factory=dict)
+    notice: str = ""  # what the page says of its runs' training precision (`judge.precision_notice`)
 
     @classmethod
     def judge(cls, section: Section, budget: str, runs: dict[int, Runs]) -> Judged:
@@ -397,7 +400,21 @@ def claim_details(judged: Judged, i: int) -> list[str]:
               for s, x in zip(judged.seeds, judged.across(i))]
     if c.key in judged.variants:
         lines.append(f"The DLN's other readings: {judged.variants[c.key].detail()}")
+    if c.key in judged.precision:
+        lines.append(precision_detail(judged.precision[c.key]))
     return lines
+
+
+def precision_detail(verdicts: Mapping[tuple[str, int], str]) -> str:
+    """A claim's verdicts with its VGG runs trained at another precision, beside strict float32's, in words."""
+    parts = []
+    for p in dict.fromkeys(p for p, _ in verdicts if p != "float32"):
+        seeds = [s for q, s in verdicts if q == p]
+        same = all(verdicts[p, s] == verdicts.get(("float32", s)) for s in seeds)
+        parts.append(f"with the VGG trained in {p}: " + ", ".join(f"{verdicts[p, s]} at seed {s}" for s in seeds)
+                     + (", as in strict float32" if same else " (strict float32: " + ", ".join(
+                         f"{verdicts.get(('float32', s), 'not judged')} at seed {s}" for s in seeds) + ")"))
+    return "Training precision: " + "; ".join(parts)
 
 
 def claims_markdown(judged: Judged) -> str:

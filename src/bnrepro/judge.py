@@ -8,17 +8,18 @@ chapter does so first when its parameter `compute` is True (`cli.compute_missing
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Sequence
 
 from .budgets import get_budget
 from .claims import Judged, Runs, Variants
-from .plan import book_runs_argv, resolve_budget
+from .plan import EVIDENCE_BUDGET, EVIDENCE_SECTIONS, book_runs_argv, resolve_budget
 from .readings import DTYPES, F64_SEEDS, READINGS, uses_dln, variant
 from .records import RunRecord, RunStore
 from .sections import SECTIONS
 from .specs import DLN_LOSS_SCALE, Spec, data_kind, data_location, make_config, run_name
-from .train import RunConfig
+from .train import PRECISIONS, RunConfig
 
 #: What the missing-run error puts after --data when CIFAR-10 runs are missing and no data location is known.
 DATA_PLACEHOLDER = "PATH/TO/CIFAR10"
@@ -83,13 +84,15 @@ def recorded_runs(specs: Sequence[Spec], budget: str, seed: int, data: str | Non
 
 
 def load_section(number: str, budget: str, seeds: Sequence[int], data: str | None = None,
-                 store: RunStore | None = None) -> Judged:
+                 store: RunStore | None = None, notice: bool = True) -> Judged:
     """A section's runs and claims, read from the record store. The budget is `budget`, or for "best" the most
     faithful one with the first seed's runs recorded (else smoke). The first seed's runs (the figures') must be
     recorded, else MissingRuns names them; the claims are judged on them and on every other seed of `seeds` whose
     runs the budget has recorded. Claims that rest on DLN runs are also judged under the DLN's other loss-scale
     reading and in float64 (`variants`), as far as those runs are recorded (for the paper's sections:
-    `Section.variants`)."""
+    `Section.variants`). Claims of `plan.EVIDENCE_SECTIONS` carry their verdicts at other training precisions
+    where recorded (`precision_evidence`), and, if `notice`, the page what its precision changes
+    (`precision_notice`)."""
     section, store = SECTIONS[number], store or RunStore()
     used = resolve_budget(budget, list(section.specs), list(seeds[:1]), store, number)
     if missing := unrecorded(section.specs, used, seeds[0], data, store):
@@ -99,7 +102,63 @@ def load_section(number: str, budget: str, seeds: Sequence[int], data: str | Non
     result = Judged.judge(section, used, {s: r for s, r in runs.items() if r is not None})
     if section.variants:
         result.variants = variants(result, data, store)
+    result.precision = precision_evidence(result, data, store)
+    result.notice = precision_notice(used, seeds, data, store) if notice else ""
     return result
+
+
+def precision_evidence(judged: Judged, data: str | None = None,
+                       store: RunStore | None = None) -> dict[str, dict[tuple[str, int], str]]:
+    """Each claim of a judged evidence section (`plan.EVIDENCE_SECTIONS`) judged again with its VGG runs trained in
+    each other precision recorded at its budget and seed (its DLN runs as they are): claim key -> {(precision,
+    seed): verdict}, strict float32's beside them; empty where no such set of runs is recorded."""
+    if judged.section.number not in EVIDENCE_SECTIONS:
+        return {}
+    store, table = store or RunStore(), {}
+    for p in (p for p in PRECISIONS if p != "float32"):
+        for seed in judged.seeds:
+            runs = dict(judged.runs[seed])
+            for spec in (s for s in judged.section.specs if s.model != "dln"):
+                cfg = dataclasses.replace(config(spec, judged.budget, seed, data), precision=p)
+                if (rec := store.load(cfg.to_dict())) is None:
+                    break
+                runs[spec.model, spec.norm, spec.lr] = rec
+            else:
+                table[p, seed] = judged.section.claims(runs)
+    seeds = [s for s in judged.seeds if any(k[1] == s for k in table)]
+    return {c.key: {("float32", s): judged.claims[s][i].verdict for s in seeds}
+            | {k: claims[i].verdict for k, claims in table.items()} for i, c in enumerate(judged.first)} \
+        if table else {}
+
+
+def precision_notice(budget: str, seeds: Sequence[int], data: str | None = None,
+                     store: RunStore | None = None) -> str:
+    """What a page at `budget` says where its runs train in another precision than strict float32: whether that
+    precision changes a verdict of the precision evidence (`plan.EVIDENCE_SECTIONS` at `plan.EVIDENCE_BUDGET`),
+    naming each claim it changes, or that the evidence is not recorded yet and how to record it."""
+    p = get_budget(budget).precision
+    if p == "float32":
+        return ""
+    judged, changed = 0, []
+    for number in EVIDENCE_SECTIONS:
+        try:
+            evidence = load_section(number, EVIDENCE_BUDGET, seeds, data, store, notice=False)
+        except MissingRuns:
+            continue
+        for key, verdicts in evidence.precision.items():
+            at = [s for (q, s), v in verdicts.items() if q == p]
+            judged += bool(at)
+            differs = [s for s in at if verdicts[p, s] != verdicts.get(("float32", s))]
+            if differs:
+                changed.append(f"{key} (seed{'s' if len(differs) > 1 else ''} {', '.join(map(str, differs))})")
+    what = f"This page's runs train in {PRECISIONS[p]} (probes in strict float32). "
+    if not judged:
+        return what + (f"Whether that changes a verdict is not measured yet: `python -m bnrepro window "
+                       f"--evidence-precision {p}` trains Sections {' and '.join(EVIDENCE_SECTIONS)} at the "
+                       f"{EVIDENCE_BUDGET} budget in {p}, to be judged beside their strict float32 records.")
+    return what + (f"Trained so at the {EVIDENCE_BUDGET} budget, Sections {' and '.join(EVIDENCE_SECTIONS)} give "
+                   + (f"another verdict than in strict float32 for {', '.join(changed)}." if changed else
+                      f"the strict float32 verdict for all {judged} of their claims."))
 
 
 def variants(judged: Judged, data: str | None = None, store: RunStore | None = None) -> dict[str, Variants]:

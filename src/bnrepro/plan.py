@@ -6,6 +6,7 @@ configs `bnrepro.distributed` computes (`book_configs`); the budget a page shows
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from .budgets import BUDGET_ORDER, get_budget
@@ -44,6 +45,19 @@ def book_configs(budget: str, seeds: Sequence[int], data_kind: str,
                 out += [make_config(variant(spec, c, d), budget, seed, data_kind) for c in READINGS for d in DTYPES
                         if (c, d) != (spec.loss_scale, spec.dtype) and (d == "float32" or seed in F64_SEEDS)]
     return list(dict.fromkeys(out))
+
+
+#: The precision evidence: the sections whose VGG runs are trained again at another arithmetic of the training step
+#: (`RunConfig.precision`) and judged beside the strict float32 records, and the budget they are trained at (a CPU
+#: records it in float32; a GPU window adds the other precision: `window --evidence-precision`).
+EVIDENCE_SECTIONS, EVIDENCE_BUDGET = ("2.1", "3.1"), "cpu"
+
+
+def evidence_configs(precision: str, seeds: Sequence[int], data_kind: str,
+                     budget: str = EVIDENCE_BUDGET) -> list[RunConfig]:
+    """The VGG runs of `EVIDENCE_SECTIONS` at `budget` and `seeds`, their training step in `precision`."""
+    return [dataclasses.replace(c, precision=precision) for c in book_configs(budget, seeds, data_kind,
+                                                                              EVIDENCE_SECTIONS) if not c.is_dln]
 
 
 def resolve_budget(budget: str, specs: list[Spec], seeds: list[int], store: RunStore | None = None,

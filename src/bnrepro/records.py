@@ -311,7 +311,8 @@ class RunStore:
 
     def path(self, config: dict, suffix: str = ".json") -> Path:
         extra = (f"-c{config['dln_loss_scale']:g}" if "dln_loss_scale" in config else "") + \
-            (f"-{config['dtype']}" if "dtype" in config else "")  # later fields, present only when not default
+            (f"-{config['dtype']}" if "dtype" in config else "") + \
+            (f"-{config['precision']}" if "precision" in config else "")  # later fields, present when not default
         slug = (f"{config['model']}-{config['norm']}-lr{config['lr']:g}{extra}-seed{config['seed']}-"
                 f"{config_key(config)}")
         return self.root / config["budget"] / (slug + suffix)

@@ -171,6 +171,7 @@ def summary_box(judged: Judged) -> str:
     return ("::::{admonition} In short: the paper's claims and our verdicts\n:class: tip\n"
             f"Judged at the **{judged.budget}** budget, seed{'s' if len(judged.seeds) > 1 else ''} "
             f"{prose_list([str(s) for s in judged.seeds])}; the rules are in the table at the end of the page.\n\n"
+            + (f"{judged.notice}\n\n" if judged.notice else "")
             + "\n".join(claims) + "\n\n:::{dropdown} What we measured, and the verdict at each seed\n"
             + "\n".join(details) + "\n:::\n::::")
 

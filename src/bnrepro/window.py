@@ -1,11 +1,11 @@
 """A GPU window: a budget's missing runs trained within a wall-time limit, and what comes back checked into the store.
 
 `python -m bnrepro window --limit-s 540 --out DIR` measures the step time of the budget's VGG at each precision,
-then trains the budget's missing runs in order of value (`value_order`), each only if its measured speed says it
-finishes before the limit, and writes each finished record, as it finishes, into DIR, packed into at most 8 tar
-files of at most 16 MiB (`Packer`: what a lent device machine hands back). `python -m bnrepro unpack DIR` checks
-every record that came back (its file name is its config's hash, its arrays load, its status and steps agree) and
-copies it into the record store.
+then trains the budget's missing runs in order of value (`value_order`; after the first seed's, the precision
+evidence: `--evidence-precision`), each only if its measured speed says it finishes before the limit, and writes
+each finished record, as it finishes, into DIR, packed into at most 8 tar files of at most 16 MiB (`Packer`: what
+a lent device machine hands back). `python -m bnrepro unpack DIR` checks every record that came back (its file
+name is its config's hash, its arrays load, its status and steps agree) and copies it into the record store.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import torch
 
 from .budgets import BUDGET_NAMES, get_budget
 from .experiments import RecordLock
-from .plan import book_configs
+from .plan import EVIDENCE_BUDGET, EVIDENCE_SECTIONS, book_configs, evidence_configs
 from .probes import ProbeContext
 from .records import RunStore, _atomic_write, default_cache_dir
 from .sections import SECTIONS
 from .specs import Spec, data_kind, data_root, load_data, make_config
-from .train import (PRECISIONS, RunConfig, _probe, device_settings, dln_batch, evaluate, initial_model, loss_function,
-                    pick_device, step_time, train_many)
+from .train import (PRECISIONS, RunConfig, _probe, check_precision, device_settings, dln_batch, evaluate,
+                    initial_model, loss_function, pick_device, step_time, train_many)
 
 VOLUMES, VOLUME_BYTES = 8, 16 * 2**20  # what a device machine hands back: 8 files of 16 MiB
 FIRST = ("2.1", "3.1")  # the sections whose runs a window trains first
@@ -178,7 +178,27 @@ class Packer:
 
 
 def _name(cfg: RunConfig) -> str:
-    return f"{cfg.model} {cfg.norm} lr={cfg.lr:g} seed={cfg.seed}"
+    return f"{cfg.model} {cfg.norm} lr={cfg.lr:g} seed={cfg.seed}" + \
+        (f" ({cfg.precision}, {cfg.budget})" if cfg.precision != "float32" else "")
+
+
+def precision_evidence(args: argparse.Namespace, precision: str, seeds: Sequence[int], kind: str,
+                       runs: Sequence[RunConfig]) -> list[RunConfig]:
+    """The precision evidence the window trains after the first seed's runs: `plan.evidence_configs` at
+    --evidence-precision (default: the budget's precision where it is not strict float32, else none) at the first
+    seed; a ValueError for a precision no run can be compared at."""
+    chosen = args.evidence_precision or (precision if precision != "float32" else "none")
+    if chosen == "none":
+        return []
+    if chosen == "float32":
+        raise ValueError("--evidence-precision float32 is the arithmetic the CPU records already have: name another "
+                         f"({', '.join(p for p in PRECISIONS if p != 'float32')}) or none")
+    evidence = evidence_configs(chosen, seeds[:1], kind, args.evidence_budget)
+    sample = next((c for c in runs if not c.is_dln), None)
+    if sample and any((c.train_limit, c.test_limit) != (sample.train_limit, sample.test_limit) for c in evidence):
+        raise ValueError(f"the {args.evidence_budget} budget's runs use another share of CIFAR-10 than the "
+                         f"{args.budget} budget's: choose an --evidence-budget with the same train and test limits")
+    return evidence
 
 
 def window(args: argparse.Namespace) -> int:
@@ -196,8 +216,14 @@ def window(args: argparse.Namespace) -> int:
     print(f"window: budget {budget.name} (precision {budget.precision}), limit {args.limit_s:g} s, on {device} "
           f"({gpu}), torch {torch.__version__}, {args.concurrent} run(s) at once", flush=True)
     runs = value_order(budget.name, seeds, data_kind(root), sections)
-    elsewhere = [c for c in runs if c.budget != budget.name]
-    todo = [c for c in runs if c.budget == budget.name and not store.path(c.to_dict()).exists()]
+    evidence = precision_evidence(args, budget.precision, seeds, data_kind(root), runs)
+    if evidence:
+        check_precision(evidence[0].precision, device)
+    first = sum(c.seed == seeds[0] for c in runs)  # `value_order`: the first seed's runs come first
+    runs = runs[:first] + evidence + runs[first:]
+    ours = set(evidence) | {c for c in runs if c.budget == budget.name}
+    elsewhere = [c for c in runs if c not in ours]
+    todo = [c for c in runs if c in ours and not store.path(c.to_dict()).exists()]
     print(f"{len(runs)} runs at seeds {args.seeds}: {len(runs) - len(elsewhere) - len(todo)} stored under "
           f"{store.root / budget.name}, {len(elsewhere)} are other budgets' records (the DLN's, a CPU's work), "
           f"{len(todo)} to train", flush=True)
@@ -407,6 +433,14 @@ def add_parsers(sub) -> None:
     w.add_argument("--measure-s", type=float, default=3.0,
                    help="seconds each step-time measurement takes (default 3)")
     w.add_argument("--skip-precisions", action="store_true", help="do not measure the step at each precision")
+    w.add_argument("--evidence-precision", default=None, choices=[*PRECISIONS, "none"],
+                   help="after the first seed's runs, train the VGG runs of Sections "
+                        f"{' and '.join(EVIDENCE_SECTIONS)} at --evidence-budget in this precision, to be judged "
+                        "beside their strict float32 records (default: the budget's precision where it is not "
+                        "float32, else none)")
+    w.add_argument("--evidence-budget", default=EVIDENCE_BUDGET, choices=BUDGET_NAMES,
+                   help=f"the budget of the precision evidence (default: {EVIDENCE_BUDGET}, whose float32 records "
+                        "a CPU makes)")
     u = sub.add_parser("unpack", help="check the records a window packed and copy them into the record store",
                        description="Check every record in the tar files (or folders of them) given: its file name "
                                    "is its config's hash, its arrays load, its status and steps agree; copy the "
