@@ -223,6 +223,7 @@ def test_larger_is_not_testable_with_an_undefined_ratio():
     with pytest.warns(RuntimeWarning, match="All-NaN"):
         claim = sec22.LARGER.apply(runs)
     assert claim.verdict == NOT_TESTABLE and math.isnan(claim.values["dln_9_e7"])
+    assert math.isnan(claim.values["dln_min"]) and math.isnan(claim.values["dln_max"])  # the spread hides no NaN
 
 
 @pytest.mark.parametrize("l2_e7, cos_e7, cos_e6, verdict", [

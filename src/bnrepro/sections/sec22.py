@@ -181,8 +181,8 @@ def _measure_larger(runs: Runs) -> dict[str, float]:
     specs = VGG | DLN
     ratio = {k: _median(runs, specs["batch", lr], i) / max(_median(runs, specs["none", lr], i), 1e-30)
              for k, _, lr, i in _ratio_keys()}
-    spread = {f"{m}_{name}": f(r for k, r in ratio.items() if k.startswith(m)) for m in ("vgg", "dln")
-              for name, f in (("min", min), ("max", max))}
+    spread = {f"{m}_{name}": float(f([r for k, r in ratio.items() if k.startswith(m)])) for m in ("vgg", "dln")
+              for name, f in (("min", np.min), ("max", np.max))}  # NaN where a ratio is: never hidden
     return ratio | spread | {k: x for lr in VGG_LRS for k, x in _vgg_train(runs, lr).items()}
 
 
