@@ -147,18 +147,20 @@ CASES = {
         ({"tt_gap_diff": -11}, per_reading(**{"test accuracy": R, "train-test gap": N})),
         ({"std_train": TRAINS_ACC}, T), ({"bn_train": 10}, T)]),
     "c21_std05": ({"train": 10}, [({"train": 20 * DOWN}, R), ({"train": 20}, N), ({"train": 0}, R), ({"train": 60}, N)]),
-    "c21_bn05": ({"ratio": 0.95}, [({"ratio": 0.9}, R), ({"ratio": 0.9 * DOWN}, P), ({"ratio": 0.5}, P),
-                                   ({"ratio": 0.5 * DOWN}, N)]),
-    "c21_faster": ({"bn": 200, "std": 1800, "std_train": 60}, [
+    "c21_bn05": ({"ratio": 0.95, "train_01": 90}, [({"ratio": 0.9}, R), ({"ratio": 0.9 * DOWN}, P), ({"ratio": 0.5}, P),
+                                                   ({"ratio": 0.5 * DOWN}, N), ({"train_01": TRAINS_ACC * UP}, R),
+                                                   ({"train_01": TRAINS_ACC}, T)]),
+    "c21_faster": ({"bn": 200, "std": 1800, "std_train": 60, "bn_train": 90}, [
         ({"std": math.inf}, R), ({"bn": 1800}, N), ({"bn": 1799}, R), ({"bn": math.inf, "std": math.inf}, N),
-        ({"std_train": TRAINS_ACC * UP}, R), ({"std_train": TRAINS_ACC}, T)]),
+        ({"std_train": TRAINS_ACC * UP}, R), ({"std_train": TRAINS_ACC}, T), ({"bn_train": 0}, T)]),
     "c21_noisy": ({"diff": -2, "steps": 300, "std_steps": 1800, "std_train": 60}, [
         ({"diff": -5}, R), ({"diff": -5.01}, P), ({"diff": 5.01}, P), ({"steps": 1800}, P),
         ({"diff": -7, "steps": math.inf}, N), ({"std_train": 20}, T)]),
     "c21_moments": ({"ratio": 20}, [({"ratio": 10 * UP}, R), ({"ratio": 10}, P), ({"ratio": 1 * UP}, P),
                                     ({"ratio": 1}, N)]),
-    "c21_stable": ({"ratio": 1}, [({"ratio": 1 / 3 * UP}, R), ({"ratio": 1 / 3 * DOWN}, N), ({"ratio": 3}, R),
-                                  ({"ratio": 3 * UP}, N)]),
+    "c21_stable": ({"ratio": 1, "std_train": 60, "bn_train": 90}, [
+        ({"ratio": 1 / 3 * UP}, R), ({"ratio": 1 / 3 * DOWN}, N), ({"ratio": 3}, R), ({"ratio": 3 * UP}, N),
+        ({"std_train": TRAINS_ACC}, T), ({"bn_train": TRAINS_ACC * UP}, R), ({"bn_train": TRAINS_ACC}, T)]),
     "c21_full": ({"lowest": 99.2}, [({"lowest": 97}, R), ({"lowest": 96.99}, P), ({"lowest": 90}, P),
                                     ({"lowest": 89.99}, N)]),
     "c21_steps90": ({"bn": 2100, "std": 4600}, [
@@ -326,17 +328,18 @@ def test_an_undefined_number_makes_a_rule_not_testable(key):
 
 
 def test_a_failed_precondition_says_which_and_by_how_much():
-    claim_needs = RULES["c21_faster"].judgements({"bn": 200, "std": 1800, "std_train": 17.1})[""]
+    claim_needs = RULES["c21_faster"].judgements({"bn": 200, "std": 1800, "std_train": 17.1, "bn_train": 90})[""]
     assert claim_needs.verdict == T
     assert claim_needs.reason == "needs the standard network's final training accuracy (%) > 30 (measured 17.1)"
 
 
 @pytest.mark.parametrize("key,values,note", [
     ("c22_dln_loss", {"ratio_e6": 2.09, "ratio_e7": 2.8}, "standard ÷ BN final loss at LR 1e-06 2.09 against 2"),
-    ("c21_stable", {"ratio": 0.356}, "BN's shift ÷ the standard's 0.356 against 0.333"),
+    ("c21_stable", {"ratio": 0.356, "std_train": 60, "bn_train": 90}, "BN's shift ÷ the standard's 0.356 against "
+                                                                       "0.333"),
     ("c33_dln_l1", {"bn_over_l1": 1.95}, "BN ÷ l1 final DLN loss 1.95 against 2"),
-    ("c21_faster", {"bn": 200, "std": 1800, "std_train": 31}, "precondition the standard network's final training "
-                                                              "accuracy (%) 31 against 30"),
+    ("c21_faster", {"bn": 200, "std": 1800, "std_train": 31, "bn_train": 90},
+     "precondition the standard network's final training accuracy (%) 31 against 30"),
 ])
 def test_a_deciding_number_near_its_threshold_is_noted(key, values, note):
     assert note in [n for j in RULES[key].judgements(values).values() for n in j.near]
@@ -346,7 +349,7 @@ def test_a_deciding_number_near_its_threshold_is_noted(key, values, note):
     # a share moves in whole runs: 100% within a factor 2 is not "near" its bar of 100%
     ("iv1_eigen", bars(curvature(0.998, 0.9, 1.05))),
     # far from every threshold
-    ("c21_bn05", {"ratio": 0.7}),
+    ("c21_bn05", {"ratio": 0.7, "train_01": 90}),
 ])
 def test_no_near_note_where_no_small_change_flips_the_verdict(key, values):
     assert all(j.near == () for j in RULES[key].judgements(values).values())

@@ -1,6 +1,6 @@
-"""Do the verdicts survive scale? Every VGG claim of Sections 2.1, 2.2, 3.1 and 3.3 judged, by its own rule, at
-each width of the ladder (`budgets.LADDER`: 1/16, 1/8 and 1/4 at the `cpu` schedule, the paper's width at its own)
-and at both schedules (2,500 steps at `cpu`, 15,000 at `cpu15k` and `paper`), wherever the runs are recorded.
+"""Do the verdicts survive scale? Every VGG claim of Sections 2.1, 2.2, 3.1, 3.3 and Part IV.1 judged, by its own
+rule, at each width of the ladder (`budgets.LADDER`: 1/16, 1/8 and 1/4 at the `cpu` schedule, the paper's width at
+its own) and at both schedules (2,500 steps at `cpu`, 15,000 at `cpu15k` and `paper`), wherever the runs are recorded.
 
 Each claim has one *deciding number* per reading (`DECIDING`): the number its rule compares with a threshold, with
 the paper's value where the paper gives one (else the rule's bar for the paper's words). The scale appendix shows
@@ -25,9 +25,10 @@ from .plan import book_runs_argv
 from .plotting import WIDTH
 from .records import RunStore
 from .sections import SECTIONS
+from .sections.beyond_lr import LEAD_BAR, TRAINS_BARS
 
 #: The sections the ladder and the schedule judge (their VGG claims).
-SCALE_SECTIONS = ("2.1", "2.2", "3.1", "3.3")
+SCALE_SECTIONS = ("2.1", "2.2", "3.1", "3.3", "IV.1")
 #: The budgets compared, narrowest and shortest first (the ladder plus the 15,000-step rung at 1/8 width).
 SCALE_BUDGETS = ("cpu_w16", "cpu", "cpu_w4", "cpu15k", "paper")
 
@@ -43,6 +44,15 @@ class Deciding:
     log: bool = True  # a ratio (compared on a log axis) rather than a difference
     reading: str = ""  # the rule's reading this number decides ("" for a rule with one)
     sense: str = "≈"  # the claim: the number near `paper` ("≈") or at least it (">=", a bar)
+
+
+#: Part IV.1's rules are judged under two trains bars; the scale appendix follows the lead one.
+LEAD_READING = next(name for name, bar in TRAINS_BARS.items() if bar == LEAD_BAR)
+
+
+def _ratio(a: float, b: float) -> float:
+    """a ÷ b, infinite (or NaN for 0 ÷ 0) where b is 0."""
+    return a / b if b else (math.copysign(math.inf, a) if a else math.nan)
 
 
 def _lp_min(v: Mapping[str, float], tag: str) -> float:
@@ -99,6 +109,19 @@ DECIDING: dict[str, tuple[Deciding, ...]] = {
     "c33_beta": (Deciding("largest |VGG l_p ÷ BN median β − 1|", lambda v: max(abs(v[f"vgg_{n}_ratio"] - 1) for n in
                                                                               ("l1", "l2", "linf")),
                           0.0, "the paper: near BN's", False),),
+    # Part IV.1's VGG claims, by the lead trains bar (its other bar is on the chapter's page)
+    "iv1_bn_beta": (Deciding("VGG with BN: slope of log β against log LR", lambda v: v["vgg_slope"], -1.0,
+                             "2/LR: β ∝ 1/LR", False, LEAD_READING),),
+    "iv1_std_beta": (Deciding("standard VGG: slope of log β against log LR", lambda v: v["vgg_slope"], -1.0,
+                              "2/LR: β ∝ 1/LR", False, LEAD_READING),),
+    "iv1_sharpness": (Deciding("VGG's median late batch sharpness ÷ (2/LR)", lambda v: v["median"], 1.0,
+                               "the papers: at 2/LR", reading=LEAD_READING),),
+    "iv1_lr_range": (Deciding("BN's largest training LR ÷ the standard network's", lambda v: _ratio(v["bn_max"],
+                                                                                                   v["std_max"]),
+                              1.0, "the claim: larger (a ratio above 1)", reading=LEAD_READING, sense=">="),),
+    "iv1_gap": (Deciding("median BN − standard test gap where both train ÷ the best-LR gap",
+                         lambda v: _ratio(v["common_gap"], v["best_gap"]), 0.0,
+                         "the claim: small (the rule's bar: at most 1/2)", False, LEAD_READING),),
 }
 
 
