@@ -336,7 +336,8 @@ def _measure_test_level(runs: Runs) -> dict[str, float]:
     bn, std = _run(runs, BN), _run(runs, STD)
     (bn_test, bn_train), (std_test, std_train) = late_gains(bn), late_gains(std)
     return {"bn_late_test": bn_test, "bn_late_train": bn_train, "std_late_test": std_test,
-            "std_late_train": std_train,"bn": 100 * _test_acc(bn), "std": 100 * _test_acc(std), "bn_gap": 100 * (final_train_acc(bn) - _test_acc(bn)),
+            "std_late_train": std_train, "bn": 100 * _test_acc(bn), "std": 100 * _test_acc(std),
+            "bn_gap": 100 * (final_train_acc(bn) - _test_acc(bn)),
             "std_gap": 100 * (final_train_acc(std) - _test_acc(std)),
             "off": max(abs(100 * _test_acc(bn) - 83), abs(100 * _test_acc(std) - 80))}
 
@@ -360,8 +361,9 @@ def _measure_moments(runs: Runs) -> dict[str, float]:
 
 
 MOMENTS = Rule(
-    "c21_moments", "Noisy BN's activation moments jump by up to about 1 between steps; the standard network's change "
-                   "little and BN's hardly at all (Figure 8).",
+    "c21_moments", "Noisy BN's activation moments jump between steps an order of magnitude more than the standard "
+                   "network's or BN's (Figure 8; the paper: jumps of up to about 1, the others little or hardly at "
+                   "all).",
     "reproduced if noisy BN's median jump is over 10× the larger of the other two; partly if it is larger",
     "Figure 8 puts noisy BN's jumps an order of magnitude or more above both others'", (STD, BN, NOISY),
     _measure_moments,
