@@ -6,7 +6,7 @@ import pytest
 
 from bnrepro.claims import (NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Check, Claim, Judged, Rule, Section,
                             Variants, any_of, claims_markdown, combined_verdict, count_verdicts, grade, prose_list,
-                            trains)
+                            precision_detail, trains)
 from bnrepro.specs import Spec
 
 
@@ -157,3 +157,13 @@ def test_short_verdict_shortens_each_reading():
     from bnrepro.claims import short_verdict
     assert short_verdict(PARTLY) == "partly" and short_verdict(NOT_TESTABLE) == "not testable"
     assert short_verdict("reproduced by width, not reproduced by decades") == "yes by width, no by decades"
+
+
+def test_precision_detail_says_whether_the_other_precision_changes_the_verdict():
+    same = {("float32", 0): REPRODUCED, ("bf16", 0): REPRODUCED}
+    assert precision_detail(same) == "Training precision: with the VGG trained in bf16: reproduced at seed 0, as in " \
+                                     "strict float32"
+    differs = {("float32", 0): REPRODUCED, ("float32", 1): PARTLY, ("bf16", 0): REPRODUCED, ("bf16", 1): NOT_REPRODUCED}
+    assert precision_detail(differs) == ("Training precision: with the VGG trained in bf16: reproduced at seed 0, not "
+                                         "reproduced at seed 1 (strict float32: reproduced at seed 0, partly "
+                                         "reproduced at seed 1)")
