@@ -275,7 +275,8 @@ def scale_figure(rows: Mapping[tuple[str, int], Mapping[str, Point]]) -> Figure:
         ax.set_xscale("log", base=2)
         if d.log and all(p.value > 0 for p in row.values()):
             ax.set_yscale("log")
-        ax.set_title(f"{key}" + (f" ({d.reading})" if d.reading else ""), fontsize=10)
+        reading = d.reading.removeprefix("the ").replace(" trains bar", " bar")  # a title fits a third of the page
+        ax.set_title(f"{key}" + (f" ({reading})" if reading else ""), fontsize=10)
         ax.set_xlabel("VGG width (paper = 1)")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
