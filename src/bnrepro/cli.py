@@ -71,9 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     add_compute_options(r)
 
     s = sub.add_parser("results", help="the paper's headline claims beside ours, as a Markdown table from the records",
-                       description="Print the README's results table, computed from the stored records at the most "
-                                   "faithful budget with every seed recorded (nothing is trained), or check or "
-                                   "write the table between a file's results markers.")
+                       description="Print the README's results table, computed from the stored records (nothing "
+                                   "is trained): each section at the most faithful budget that has recorded its "
+                                   "first seed (as the book's `best` build), judged at each seed recorded there; or "
+                                   "check or write the table between a file's results markers.")
     s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2, as the seeds appendix)")
     out = s.add_mutually_exclusive_group()
     out.add_argument("--check", type=Path, metavar="FILE",
